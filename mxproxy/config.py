@@ -1,0 +1,315 @@
+"""Typed configuration loaded from TOML.
+
+Every key of MX Proxy 2.3 keeps its name and meaning (``provisioning``, ``[apps]``, ``logName``,
+``[voip] apnTTL``, ``[voip.apn]``, ``[voip.fcm]``, ``[jwt] tokenTTL/signKeyTTL``); our additions
+live in their own sections. A bad value fails at start with the key's dotted name in the message,
+so an operator never has to guess which line is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mxproxy.durations import DurationError, parse_duration
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python < 3.11
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROVISIONING = "https://config.connector73.net/config"
+
+
+class ConfigError(ValueError):
+    """A config value is missing or wrong; the message names the key."""
+
+
+class _Section:
+    """Reads one TOML table, remembering the dotted path for error messages."""
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path or 'config'}: expected a table")
+        self.data = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        self.seen.add(name)
+        return self.data.get(name, default)
+
+    def string(self, name: str, default: str = "") -> str:
+        value = self.raw(name, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.key(name)}: expected a string, got {type(value).__name__}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int | None = None) -> int:
+        value = self.raw(name, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected an integer")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{self.key(name)}: must be at least {minimum}")
+        return value
+
+    def duration(self, name: str, default: str, positive: bool = True) -> float:
+        value = self.raw(name, default)
+        if not isinstance(value, str):
+            raise ConfigError(f'{self.key(name)}: expected a duration string such as "90s"')
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            raise ConfigError(f"{self.key(name)}: {exc}") from None
+        if positive and seconds <= 0:
+            raise ConfigError(f"{self.key(name)}: must be a positive duration")
+        return seconds
+
+    def strings(self, name: str) -> list[str]:
+        value = self.raw(name, [])
+        if isinstance(value, str):
+            return [value] if value else []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self.key(name)}: expected a string or a list of strings")
+        return list(value)
+
+    def string_map(self, name: str) -> dict[str, str]:
+        value = self.raw(name, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{self.key(name)}: expected a table")
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if not isinstance(v, str):
+                raise ConfigError(f'{self.key(name)}."{k}": expected a string')
+            out[str(k)] = v
+        return out
+
+    def table(self, name: str) -> "_Section":
+        value = self.raw(name, {})
+        return _Section(value, self.key(name))
+
+    def warn_unknown(self, known_tables: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        for name in self.data:
+            if name not in self.seen and name not in known_tables:
+                log.warning("config: unknown key %s ignored", self.key(name))
+
+
+def resolve_secret(value: str, key: str) -> str:
+    """Resolve ``env:NAME`` and ``file:PATH`` references so secrets can stay out of the file."""
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        return os.environ[name]
+    if value.startswith("file:"):
+        path = Path(value[5:])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read secret file {path}: {exc.strerror}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class MXConfig:
+    """How we talk to the MX: which connector, TLS policy, protocol timings."""
+
+    connector: str = "zultys"
+    tls_verify: bool = False
+    ca_file: str | None = None
+    cert_fingerprint: str | None = None
+    connect_timeout: float = 20.0
+    response_timeout: float = 7.0
+    keepalive: float = 60.0
+    read_deadline: float = 180.0
+    call_log_chunk: int = 21
+    call_log_idle: float = 1.0
+    event_queue: int = 1000
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JWTConfig:
+    token_ttl: float = 3600.0
+    sign_key_ttl: float = 6 * 3600.0
+    issuer: str | None = None
+    audience: str | None = None
+
+
+@dataclass(frozen=True)
+class VoipConfig:
+    apn_ttl: float = 600.0
+    apn: Mapping[str, str] = field(default_factory=dict)
+    fcm: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    port: str = "8000"
+    admin: str = "127.0.0.1:8043"
+    db: str = "mxproxy.db"
+    store_key: str | None = None
+    admin_token: str | None = None
+
+
+@dataclass(frozen=True)
+class AzureConfig:
+    tenants: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
+    jwks_url: str = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+    clock_skew: float = 120.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.audiences)
+
+
+@dataclass(frozen=True)
+class Config:
+    provisioning: str = DEFAULT_PROVISIONING
+    apps: Mapping[str, str] = field(default_factory=dict)
+    log_name: str = "/var/log/mxproxy.log"
+    voip: VoipConfig = field(default_factory=VoipConfig)
+    jwt: JWTConfig = field(default_factory=JWTConfig)
+    mx: MXConfig = field(default_factory=MXConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    azure: AzureConfig = field(default_factory=AzureConfig)
+    static: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def resolve_path(self, path: str) -> Path:
+        """Paths in the config are relative to the config file's folder, as in the original."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _mx(s: _Section) -> MXConfig:
+    known = {
+        "connector", "tlsVerify", "caFile", "certFingerprint", "connectTimeout", "responseTimeout",
+        "keepalive", "readDeadline", "callLogChunk", "callLogIdle", "eventQueue",
+    }
+    fingerprint = s.string("certFingerprint") or None
+    if fingerprint is not None:
+        digits = fingerprint.replace(":", "").lower()
+        if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+            raise ConfigError(f"{s.key('certFingerprint')}: expected a SHA-256 fingerprint (64 hex digits)")
+        fingerprint = digits
+    cfg = MXConfig(
+        connector=s.string("connector", "zultys"),
+        tls_verify=s.boolean("tlsVerify", False),
+        ca_file=s.string("caFile") or None,
+        cert_fingerprint=fingerprint,
+        connect_timeout=s.duration("connectTimeout", "20s"),
+        response_timeout=s.duration("responseTimeout", "7s"),
+        keepalive=s.duration("keepalive", "60s"),
+        read_deadline=s.duration("readDeadline", "3m"),
+        call_log_chunk=s.integer("callLogChunk", 21, minimum=1),
+        call_log_idle=s.duration("callLogIdle", "1s"),
+        event_queue=s.integer("eventQueue", 1000, minimum=1),
+        options={k: v for k, v in s.data.items() if k not in known},
+    )
+    if cfg.read_deadline <= cfg.keepalive:
+        raise ConfigError(f"{s.key('readDeadline')}: must be longer than mx.keepalive")
+    return cfg
+
+
+def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
+    """Build a Config from already-parsed TOML data."""
+    root = _Section(data, "")
+    provisioning = root.string("provisioning", DEFAULT_PROVISIONING)
+    apps = root.string_map("apps")
+    for client_id, secret in list(apps.items()):
+        apps[client_id] = resolve_secret(secret, f'apps."{client_id}"')
+    if not apps:
+        raise ConfigError("apps: oauth2 apps not configured (the [apps] section must list at least one client)")
+
+    voip_s = root.table("voip")
+    voip = VoipConfig(
+        apn_ttl=voip_s.duration("apnTTL", "10m"),
+        apn=voip_s.string_map("apn"),
+        fcm=voip_s.string_map("fcm"),
+        options={k: v for k, v in voip_s.data.items() if k not in {"apnTTL", "apn", "fcm"}},
+    )
+
+    jwt_s = root.table("jwt")
+    jwt_cfg = JWTConfig(
+        token_ttl=jwt_s.duration("tokenTTL", "1h"),
+        sign_key_ttl=jwt_s.duration("signKeyTTL", "6h"),
+        issuer=jwt_s.string("issuer") or None,
+        audience=jwt_s.string("audience") or None,
+    )
+    jwt_s.warn_unknown()
+
+    server_s = root.table("server")
+    store_key = server_s.string("storeKey") or os.environ.get("MXPROXY_STORE_KEY") or None
+    if store_key:
+        store_key = resolve_secret(store_key, "server.storeKey")
+    admin_token = server_s.string("adminToken") or None
+    if admin_token:
+        admin_token = resolve_secret(admin_token, "server.adminToken")
+    server = ServerConfig(
+        port=str(server_s.raw("port", "8000")),
+        admin=str(server_s.raw("admin", "127.0.0.1:8043")),
+        db=server_s.string("db", "mxproxy.db"),
+        store_key=store_key,
+        admin_token=admin_token,
+    )
+    server_s.warn_unknown()
+
+    az_s = root.table("azure")
+    azure = AzureConfig(
+        tenants=tuple(az_s.strings("tenants")),
+        audiences=tuple(az_s.strings("audience")),
+        jwks_url=az_s.string("jwksURL", AzureConfig.jwks_url),
+        clock_skew=az_s.duration("clockSkew", "2m"),
+    )
+    az_s.warn_unknown()
+
+    mx_cfg = _mx(root.table("mx"))
+    static = root.raw("static", {})
+    if not isinstance(static, Mapping):
+        raise ConfigError("static: expected a table")
+
+    cfg = Config(
+        provisioning=provisioning,
+        apps=apps,
+        log_name=root.string("logName", "/var/log/mxproxy.log"),
+        voip=voip,
+        jwt=jwt_cfg,
+        mx=mx_cfg,
+        server=server,
+        azure=azure,
+        static=dict(static),
+        base_dir=base_dir or Path.cwd(),
+    )
+    root.warn_unknown({"mx", "static", "push", "admin", "metrics"})
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML config file; relative paths inside resolve against its folder."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    return parse_config(data, base_dir=p.resolve().parent)

@@ -1,0 +1,1 @@
+"""Storage: the contract (base) and its SQLite and PostgreSQL implementations."""

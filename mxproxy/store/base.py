@@ -1,0 +1,113 @@
+"""The storage contract: users, device tokens and signing keys.
+
+Implementations keep secrets (MX passwords, private signing keys) encrypted at rest; callers
+always see clear values. SQL lives only in this package.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+class StoreError(Exception):
+    """The store is unreachable or refused an operation."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A signed-in user: where their MX is and how to log in to it again after a restart."""
+
+    login: str  # MX login (account_name); the JWT "sub"
+    host: str  # "address:port"
+    mx_login: str  # login sent to the MX (normally == login)
+    password: str = field(repr=False)  # clear MX password (encrypted in the store)
+    needs_reauth: bool = False  # MX rejected the stored password; tokens stop working
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeviceToken:
+    kind: str  # "apn" | "fcm"
+    topic: str  # APNs bundle/topic or FCM app id (no "~" sandbox suffix)
+    token: str
+    login: str
+    sandbox: bool = False
+    created_at: float = 0.0
+    last_result: str | None = None  # "ok", "BadDeviceToken", "transport: …", …
+    last_result_at: float | None = None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_pem: bytes = field(repr=False)  # PKCS#8 PEM, clear (encrypted in the store)
+    created_at: float = 0.0
+
+
+class Store(abc.ABC):
+    """Async storage. Opened once per process; safe for concurrent use by many tasks."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and migrate the schema to the current version."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreError if the store cannot be reached (used by /readyz)."""
+
+    # users ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_user(self, login: str) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    async def put_user(self, user: UserRecord) -> None:
+        """Insert or replace; keeps created_at of an existing row."""
+
+    @abc.abstractmethod
+    async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
+        """Returns False when the user does not exist."""
+
+    @abc.abstractmethod
+    async def delete_user(self, login: str) -> bool:
+        """Remove the user **and their device tokens**; False when the user did not exist."""
+
+    @abc.abstractmethod
+    async def list_users(self) -> list[UserRecord]: ...
+
+    # device tokens ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_token(self, token: DeviceToken) -> str | None:
+        """Register (kind, topic, token) for token.login. A token belongs to one user at a
+        time: returns the previous owner's login when it moved, else None."""
+
+    @abc.abstractmethod
+    async def get_token(self, kind: str, topic: str, token: str) -> DeviceToken | None: ...
+
+    @abc.abstractmethod
+    async def delete_token(self, kind: str, topic: str, token: str, login: str | None = None) -> bool:
+        """Delete; with ``login`` only if owned by that user. False when nothing matched."""
+
+    @abc.abstractmethod
+    async def tokens_for_user(self, login: str) -> list[DeviceToken]: ...
+
+    @abc.abstractmethod
+    async def list_tokens(self) -> list[DeviceToken]: ...
+
+    @abc.abstractmethod
+    async def set_token_result(self, kind: str, topic: str, token: str, result: str, at: float) -> None: ...
+
+    # signing keys ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_signing_key(self, key: SigningKey) -> None: ...
+
+    @abc.abstractmethod
+    async def list_signing_keys(self) -> list[SigningKey]:
+        """All keys, oldest first."""
+
+    @abc.abstractmethod
+    async def delete_signing_key(self, kid: str) -> None: ...
