@@ -152,11 +152,63 @@ class JWTConfig:
 
 
 @dataclass(frozen=True)
+class ApnTokenConfig:
+    """APNs token (.p8) authentication, ``[voip.apnToken]``: one key signs for many bundles."""
+
+    key_file: str
+    key_id: str
+    team_id: str
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class VoipConfig:
     apn_ttl: float = 600.0
     apn: Mapping[str, str] = field(default_factory=dict)
     fcm: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    apn_token: ApnTokenConfig | None = None
+
+
+PUSH_PRESETS = ("compat", "modern")
+PUSH_CHOICES = ("voip", "alert", "none")
+
+
+@dataclass(frozen=True)
+class ApnsEndpointConfig:
+    """``[push.apns]``: where the APNs gateways are (overridable for staging and tests) and how
+    connections are kept."""
+
+    production: str = "api.push.apple.com:443"
+    development: str = "api.development.push.apple.com:443"
+    ca_file: str | None = None
+    ping_interval: float = 60.0  # 0 = no HTTP/2 PINGs on idle connections
+    max_connections: int = 4
+
+
+@dataclass(frozen=True)
+class FcmEndpointConfig:
+    """``[push.fcm]``: the FCM v1 send endpoint base (``{base}/{project}/messages:send``)."""
+
+    send_url: str = "https://fcm.googleapis.com/v1/projects"
+    ca_file: str | None = None
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """``[push]``: which events become which kind of push, and the senders' time budget."""
+
+    preset: str = "compat"
+    events: Mapping[str, str] = field(default_factory=dict)  # per-type overrides: type -> voip|alert|none
+    call_deadline: float = 10.0  # all attempts of one call push finish within this
+    alert_deadline: float = 30.0
+    max_attempts: int = 3
+    retry_backoff: float = 0.25  # first retry delay; doubles per attempt (with jitter)
+    call_expiration: float = 30.0  # apns-expiration / FCM ttl for voip pushes
+    alert_expiration: float = 86400.0
+    apns: ApnsEndpointConfig = field(default_factory=ApnsEndpointConfig)
+    fcm: FcmEndpointConfig = field(default_factory=FcmEndpointConfig)
 
 
 @dataclass(frozen=True)
@@ -192,6 +244,7 @@ class Config:
     azure: AzureConfig = field(default_factory=AzureConfig)
     static: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
+    push: PushConfig = field(default_factory=PushConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -229,6 +282,76 @@ def _mx(s: _Section) -> MXConfig:
     return cfg
 
 
+def _apn_token(voip_s: _Section) -> ApnTokenConfig | None:
+    if "apnToken" not in voip_s.data:
+        return None
+    s = voip_s.table("apnToken")
+    key_file = s.string("keyFile")
+    key_id = s.string("keyId")
+    team_id = s.string("teamId")
+    topics = tuple(s.strings("topics"))
+    for name, value in (("keyFile", key_file), ("keyId", key_id), ("teamId", team_id)):
+        if not value:
+            raise ConfigError(f"{s.key(name)}: required for APNs token authentication")
+    if not topics:
+        raise ConfigError(f"{s.key('topics')}: list the app bundle ids this key may push to")
+    s.warn_unknown()
+    return ApnTokenConfig(key_file=key_file, key_id=key_id, team_id=team_id, topics=topics)
+
+
+def _host_port(s: _Section, name: str, default: str) -> str:
+    value = s.string(name, default)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f'{s.key(name)}: expected "host:port", got {value!r}')
+    return value
+
+
+def _push(s: _Section) -> PushConfig:
+    preset = s.string("preset", "compat")
+    if preset not in PUSH_PRESETS:
+        raise ConfigError(f"{s.key('preset')}: expected one of {', '.join(PUSH_PRESETS)}, got {preset!r}")
+    events = s.string_map("events")
+    for event_type, choice in events.items():
+        if choice not in PUSH_CHOICES:
+            raise ConfigError(
+                f"{s.key('events')}.{event_type}: expected one of {', '.join(PUSH_CHOICES)}, got {choice!r}"
+            )
+    apns_s = s.table("apns")
+    apns = ApnsEndpointConfig(
+        production=_host_port(apns_s, "production", ApnsEndpointConfig.production),
+        development=_host_port(apns_s, "development", ApnsEndpointConfig.development),
+        ca_file=apns_s.string("caFile") or None,
+        ping_interval=apns_s.duration("pingInterval", "60s", positive=False),
+        max_connections=apns_s.integer("maxConnections", 4, minimum=1),
+    )
+    apns_s.warn_unknown()
+    fcm_s = s.table("fcm")
+    send_url = fcm_s.string("sendURL", FcmEndpointConfig.send_url).rstrip("/")
+    if not send_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{fcm_s.key('sendURL')}: expected an http(s) URL")
+    fcm = FcmEndpointConfig(
+        send_url=send_url,
+        ca_file=fcm_s.string("caFile") or None,
+        workers=fcm_s.integer("workers", 4, minimum=1),
+    )
+    fcm_s.warn_unknown()
+    cfg = PushConfig(
+        preset=preset,
+        events=events,
+        call_deadline=s.duration("callDeadline", "10s"),
+        alert_deadline=s.duration("alertDeadline", "30s"),
+        max_attempts=s.integer("maxAttempts", 3, minimum=1),
+        retry_backoff=s.duration("retryBackoff", "250ms"),
+        call_expiration=s.duration("callExpiration", "30s"),
+        alert_expiration=s.duration("alertExpiration", "24h"),
+        apns=apns,
+        fcm=fcm,
+    )
+    s.warn_unknown({"apns", "fcm", "events"})
+    return cfg
+
+
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data."""
     root = _Section(data, "")
@@ -240,11 +363,15 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         raise ConfigError("apps: oauth2 apps not configured (the [apps] section must list at least one client)")
 
     voip_s = root.table("voip")
+    apn = voip_s.string_map("apn")
+    for cert_file, password in list(apn.items()):
+        apn[cert_file] = resolve_secret(password, f'voip.apn."{cert_file}"')
     voip = VoipConfig(
         apn_ttl=voip_s.duration("apnTTL", "10m"),
-        apn=voip_s.string_map("apn"),
+        apn=apn,
         fcm=voip_s.string_map("fcm"),
-        options={k: v for k, v in voip_s.data.items() if k not in {"apnTTL", "apn", "fcm"}},
+        options={k: v for k, v in voip_s.data.items() if k not in {"apnTTL", "apn", "fcm", "apnToken"}},
+        apn_token=_apn_token(voip_s),
     )
 
     jwt_s = root.table("jwt")
@@ -286,6 +413,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     if not isinstance(static, Mapping):
         raise ConfigError("static: expected a table")
 
+    push_cfg = _push(root.table("push"))
+
     cfg = Config(
         provisioning=provisioning,
         apps=apps,
@@ -297,6 +426,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         azure=azure,
         static=dict(static),
         base_dir=base_dir or Path.cwd(),
+        push=push_cfg,
     )
     root.warn_unknown({"mx", "static", "push", "admin", "metrics"})
     return cfg

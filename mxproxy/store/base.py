@@ -14,6 +14,11 @@ class StoreError(Exception):
     """The store is unreachable or refused an operation."""
 
 
+class InvalidRecord(StoreError, ValueError):
+    """A value the store refuses (empty login, unknown token kind, a token for a user that is not
+    stored, ...). Nothing was written."""
+
+
 @dataclass(frozen=True)
 class UserRecord:
     """A signed-in user: where their MX is and how to log in to it again after a restart."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Container
 
 HEADER_SIZE = 8
 MAX_FRAME = 0xFFFF
@@ -86,3 +87,22 @@ class FrameDecoder:
     @property
     def pending(self) -> int:
         return len(self._buf)
+
+
+class InvokeIds:
+    """Allocates command invoke ids 1…9998, wrapping after 9998 and skipping ids still in use
+    (a reply to the old command could otherwise complete the new one, spec §13)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self, last: int = 0) -> None:
+        self._last = last
+
+    def next(self, in_use: Container[int]) -> int:
+        iid = self._last
+        for _ in range(MAX_COMMAND_ID):
+            iid = iid + 1 if iid < MAX_COMMAND_ID else MIN_COMMAND_ID
+            if iid not in in_use:
+                self._last = iid
+                return iid
+        raise FrameError(f"all {MAX_COMMAND_ID} invoke ids are waiting for replies")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, Union
 from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import XMLParser as _CParser
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -27,16 +28,32 @@ _INVALID_XML_CHARS = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U
 Value = Union[str, int, bool, None]
 
 
+def _plain(payload: bytes) -> bool:
+    """True when ``payload`` cannot hold anything defusedxml guards against, so the C parser may
+    read it directly: no ``<!`` (hence no DOCTYPE, no entity declarations, nothing to expand or
+    fetch), no NUL byte (so not UTF-16/32, where ``<!`` would be spelt differently) and no XML
+    declaration at the start (so no encoding switch). Everything else takes the defusedxml path.
+    Most MX messages are plain; the C parser is about 3x faster than defusedxml's Python one."""
+    return b"<!" not in payload and b"\x00" not in payload and b"<?" not in payload[:8]
+
+
 def parse(payload: bytes, max_size: int = MAX_PAYLOAD) -> Element:
     """Parse one message; raise MXProtocolError on anything that is not safe, well-formed XML."""
     if len(payload) > max_size:
         raise MXProtocolError(f"XML message of {len(payload)} bytes exceeds {max_size}")
     try:
-        root = SafeET.fromstring(payload, forbid_dtd=True)
+        if _plain(payload):
+            parser = _CParser()
+            parser.feed(payload)
+            root = parser.close()
+        else:
+            root = SafeET.fromstring(payload, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise MXProtocolError(f"refused unsafe XML: {type(exc).__name__}") from None
     except SafeET.ParseError as exc:  # type: ignore[attr-defined]
         raise MXProtocolError(f"malformed XML: {exc}") from None
+    if b"xmlns" not in payload:
+        return root  # a namespace needs a declaration: nothing to strip
     for el in root.iter():
         tag = el.tag
         if isinstance(tag, str) and tag[:1] == "{":

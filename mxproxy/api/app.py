@@ -1,0 +1,85 @@
+"""``create_app``: the routes, the ``Server`` header and JSON errors for everything.
+
+Routing follows the original's table (spec §7.4) method for method. Unknown paths answer 404
+``{"error": "not found"}``, a known path with another method 405 with ``Allow``.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mxproxy import SERVER_NAME
+from mxproxy.api import auth, calls, conferences, debuglog, directory, tokens, voicemails
+from mxproxy.api.context import ApiContext
+from mxproxy.api.errors import exception_handlers
+from mxproxy.api.openapi import openapi_document
+from mxproxy.api.render import json_response
+
+
+class ServerHeaderMiddleware:
+    """Stamp ``Server: MXProxy/2.3 (…)`` on every response, errors included (pure ASGI, so
+    streaming responses and disconnect detection are untouched)."""
+
+    def __init__(self, app: ASGIApp, server: str = SERVER_NAME) -> None:
+        self.app = app
+        self.header = (b"server", server.encode("latin-1"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_server(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                headers.append(self.header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_server)
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document())
+
+
+ROUTES: list[Route] = [
+    Route("/auth", auth.auth_route, methods=["POST", "GET", "DELETE"]),
+    Route("/auth/logout", auth.sign_out, methods=["DELETE"]),
+    Route("/contacts", directory.contacts, methods=["GET"]),
+    Route("/services", directory.services, methods=["GET"]),
+    Route("/calls", calls.calls_route, methods=["GET", "PATCH", "POST"]),
+    Route("/calls/{id}", calls.call_route, methods=["GET", "PUT", "POST", "DELETE", "PATCH"]),
+    Route("/calls/{id}/hold", calls.hold, methods=["PUT"]),
+    Route("/calls/{id}/unhold", calls.unhold, methods=["PUT"]),
+    Route("/calls/{id}/record", calls.record_start, methods=["POST"]),
+    Route("/calls/{id}/record/stop", calls.record_stop, methods=["POST"]),
+    Route("/calls/{id}/conference", calls.conference_from_call, methods=["POST"]),
+    Route("/voicemails", voicemails.list_voicemails, methods=["GET"]),
+    Route("/voicemails/{id}", voicemails.voicemail_route, methods=["GET", "DELETE", "PATCH"]),
+    Route("/conferences/info", conferences.conference_info, methods=["GET"]),
+    Route("/conferences", conferences.conferences_route, methods=["GET", "POST"]),
+    Route("/conferences/{id}", conferences.conference_route, methods=["PUT", "POST", "DELETE"]),
+    Route("/tokens/{kind}/{topic}/{token}", tokens.token_route, methods=["PUT", "DELETE"]),
+    Route("/debug/log", debuglog.debug_log, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
+
+
+def create_app(ctx: ApiContext) -> Starlette:
+    app = Starlette(
+        routes=list(ROUTES),
+        middleware=[
+            Middleware(ServerHeaderMiddleware),
+            Middleware(GZipMiddleware, minimum_size=1024),
+        ],
+        exception_handlers=exception_handlers(),
+    )
+    app.state.ctx = ctx
+    return app

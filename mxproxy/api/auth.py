@@ -1,0 +1,152 @@
+"""``/auth`` (sign in, who am I, sign out) and the bearer check every other route uses."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mxproxy.api.bodies import read_form
+from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError
+from mxproxy.api.render import json_response
+from mxproxy.auth.clients import check_client
+from mxproxy.auth.errors import InvalidToken
+
+if TYPE_CHECKING:
+    from mxproxy.api.context import ApiContext
+    from mxproxy.provisioning import ProvisionedAccount
+    from mxproxy.sessions import UserSession
+
+log = logging.getLogger(__name__)
+
+
+def context(request: Request) -> "ApiContext":
+    return request.app.state.ctx
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def current_login(request: Request) -> str:
+    """The JWT's subject; 401 + ``WWW-Authenticate: Bearer`` when missing or invalid."""
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", BEARER_CHALLENGE)
+    claims = await context(request).tokens.verify(token)
+    return claims.sub
+
+
+async def current_session(request: Request) -> "UserSession":
+    """The caller's live MX session (401 when not signed in, 503 + Retry-After while reconnecting)."""
+    cached = getattr(request.state, "user_session", None)
+    if cached is not None:
+        return cached
+    login = await current_login(request)
+    session = context(request).sessions.get(login)
+    request.state.user_session = session
+    return session
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+# --- POST /auth ---------------------------------------------------------------------------------
+
+
+async def _provision_basic(request: Request, header: str) -> "ProvisionedAccount":
+    ctx = context(request)
+    check_client(ctx.config.apps, header)
+    form = await read_form(request)
+    if form.get("grant_type", "") != "password":
+        raise ApiError(403, "bad grant_type")
+    return await ctx.provisioner.by_password(form.get("username", ""), form.get("password", ""))
+
+
+async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAccount":
+    ctx = context(request)
+    identity = None
+    if ctx.azure is not None:
+        identity = await ctx.azure.validate(id_token)  # AzureTokenRejected → 403, AzureUnavailable → 503
+    if identity is not None and _answers_identities(ctx.provisioner):
+        return await ctx.provisioner.by_identity(identity.username)
+    return await ctx.provisioner.by_bearer(id_token)
+
+
+def _answers_identities(provisioner: object) -> bool:
+    """A source that maps verified identities itself (the static table) overrides ``by_identity``;
+    the provisioning URL does not, and gets the id_token forwarded as the original did."""
+    from mxproxy.provisioning import Provisioner
+
+    return type(provisioner).by_identity is not Provisioner.by_identity
+
+
+async def sign_in(request: Request) -> Response:
+    header = request.headers.get("authorization", "")
+    if header.startswith("Bearer ") and header[7:].strip():
+        prov = await _provision_bearer(request, header[7:].strip())
+    elif header.startswith("Basic "):
+        prov = await _provision_basic(request, header)
+    else:
+        raise ApiError(401, "unauthorized", BASIC_CHALLENGE)
+    ctx = context(request)
+    await ctx.sessions.sign_in(prov)
+    issued = await ctx.tokens.issue(prov.login)
+    return json_response(
+        {"token_type": "Bearer", "access_token": issued.access_token, "expires_in": int(issued.expires_in)}
+    )
+
+
+# --- GET /auth ----------------------------------------------------------------------------------
+
+
+async def who_am_i(request: Request) -> Response:
+    session = await current_session(request)
+    info = session.info
+    return json_response(
+        {
+            "mx": info.server_id,
+            "ext": info.extension,
+            "jid": str(info.user_id),
+            "softPhonePwd": info.softphone_password,
+        }
+    )
+
+
+# --- DELETE /auth (and /auth/logout, the README's spelling) -------------------------------------
+
+
+async def sign_out(request: Request) -> Response:
+    """403 (not 401) for a missing or bad token, like the original; works while reconnecting too."""
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(403, "bearer authorization token required")
+    ctx = context(request)
+    try:
+        claims = await ctx.tokens.verify(token)
+    except InvalidToken as exc:
+        raise ApiError(403, str(exc) or "invalid token") from None
+    login = claims.sub
+    existed = await ctx.sessions.logout(login)
+    await _maybe_await(ctx.tokens.forget_subject(login))
+    if not existed:
+        raise ApiError(404, "not found")
+    log.info("user %s signed out", login)
+    return json_response({"userLogout": login})
+
+
+async def auth_route(request: Request) -> Response:
+    method = request.method
+    if method == "POST":
+        return await sign_in(request)
+    if method == "GET":
+        return await who_am_i(request)
+    return await sign_out(request)

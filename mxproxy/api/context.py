@@ -1,0 +1,26 @@
+"""Everything a request handler needs, gathered in one object stored on ``app.state.ctx``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mxproxy.auth.azure import AzureADValidator
+    from mxproxy.auth.tokens import TokenService
+    from mxproxy.config import Config
+    from mxproxy.provisioning import Provisioner
+    from mxproxy.push.topics import PushTopics
+    from mxproxy.sessions import SessionManager
+    from mxproxy.store.base import Store
+
+
+@dataclass
+class ApiContext:
+    config: Config
+    tokens: TokenService
+    azure: AzureADValidator | None
+    provisioner: Provisioner
+    sessions: SessionManager
+    store: Store
+    push_topics: PushTopics

@@ -1,0 +1,303 @@
+"""FCM HTTP v1 with pyfcm: one high-priority data message per token.
+
+``[voip.fcm]`` keeps the original's keys (the app id used in token URLs); the value is now the
+path of a Firebase service-account JSON (the legacy server-key API was shut down in 2024, spec
+§9.28). pyfcm is synchronous, so sends run in a small dedicated thread pool. We subclass
+``FCMNotification`` to:
+
+* use explicit service-account credentials loaded at startup, refreshed under a lock (pyfcm's
+  lazy loading and per-thread refresh race), against the JSON's own ``token_uri``;
+* post to a configurable send URL (``[push.fcm] sendURL``) with an optional CA file;
+* make exactly one HTTP request per attempt (pyfcm sleeps on Retry-After and retries 502/503
+  itself): the sender classifies, backs off and keeps the deadline.
+
+Data values must be strings in FCM: non-strings are JSON-encoded. Keys FCM reserves are renamed
+with an ``mx_`` prefix (``from`` → ``mx_from``), see ``data_payload``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+from google.oauth2 import service_account
+from pyfcm import FCMNotification
+from requests.adapters import HTTPAdapter
+
+from mxproxy.config import PushConfig, VoipConfig
+from mxproxy.push.results import (
+    NO_CREDENTIALS,
+    REJECTED,
+    TOO_LARGE,
+    TRANSPORT,
+    PushKind,
+    PushResult,
+    Sender,
+    classify_fcm,
+    send_with_retries,
+)
+from mxproxy.store.base import DeviceToken
+
+log = logging.getLogger(__name__)
+
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+FCM_PAYLOAD_LIMIT = 4096  # FCM's data-message limit (bytes of the data object)
+RESERVED_PREFIX = "mx_"
+_RESERVED_KEYS = frozenset({"from", "message_type", "notification", "collapse_key"})
+_RESERVED_PREFIXES = ("google", "gcm")
+
+
+class FcmCredentialError(ValueError):
+    """A ``[voip.fcm]`` entry cannot be used; the message names the key and says why."""
+
+
+# ------------------------------------------------------------------------------------------
+# payload shaping
+# ------------------------------------------------------------------------------------------
+
+
+def fcm_key(key: str) -> str:
+    """Rename keys FCM reserves in data messages: ``from``, ``message_type``, ``notification``,
+    ``collapse_key`` and anything starting with ``google`` or ``gcm`` get the ``mx_`` prefix."""
+    lowered = key.lower()
+    if lowered in _RESERVED_KEYS or lowered.startswith(_RESERVED_PREFIXES):
+        return RESERVED_PREFIX + key
+    return key
+
+
+def fcm_value(value: Any) -> str:
+    """FCM data values are strings: strings stay, everything else is compact JSON
+    (``21`` → ``"21"``, ``true`` → ``"true"``, lists/objects → their JSON text)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def data_payload(payload: dict[str, Any]) -> dict[str, str]:
+    """The FCM ``data`` map of a push payload (an APNs ``aps`` dict is not data: see ``notification``)."""
+    return {fcm_key(k): fcm_value(v) for k, v in payload.items() if k != "aps"}
+
+
+def notification(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Title and body of an alert payload (``aps.alert``), for FCM's visible notification."""
+    aps = payload.get("aps")
+    alert = aps.get("alert") if isinstance(aps, dict) else None
+    if isinstance(alert, str):
+        return alert, None
+    if isinstance(alert, dict):
+        return alert.get("title"), alert.get("body")
+    return None, None
+
+
+# ------------------------------------------------------------------------------------------
+# pyfcm subclass
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FcmAnswer:
+    status: int
+    error_code: str = ""
+    message: str = ""
+    token_invalid: bool = False
+    retry_after: float | None = None
+
+
+class _FcmClient(FCMNotification):
+    """One Firebase project: explicit credentials, configurable endpoint, one request per call."""
+
+    def __init__(self, credentials: service_account.Credentials, project_id: str, send_base: str, ca_file: str | None) -> None:
+        super().__init__(credentials=credentials, project_id=project_id, adapter=HTTPAdapter(max_retries=0))
+        self.FCM_END_POINT_BASE = send_base
+        self._ca_file = ca_file
+        self._token_lock = threading.Lock()
+
+    @property
+    def requests_session(self) -> requests.Session:
+        session = getattr(self.thread_local, "requests_session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", self.custom_adapter)
+            session.mount("https://", self.custom_adapter)
+            if self._ca_file:
+                session.verify = self._ca_file
+            self.thread_local.requests_session = session
+        return session
+
+    def _get_access_token(self, force: bool = False) -> str:
+        with self._token_lock:
+            if force or not self.credentials.valid:
+                session = requests.Session()
+                if self._ca_file:
+                    session.verify = self._ca_file
+                self.credentials.refresh(google.auth.transport.requests.Request(session))
+            return self.credentials.token
+
+    def post(self, body: bytes, timeout: float) -> FcmAnswer:
+        """One send request (refreshing an expired access token once)."""
+        response = self._post(body, timeout, force_token=False)
+        if response.status_code == 401:
+            response = self._post(body, timeout, force_token=True)
+        return _answer(response)
+
+    def _post(self, body: bytes, timeout: float, *, force_token: bool) -> requests.Response:
+        headers = {
+            "Content-Type": "application/json; charset=UTF-8",
+            "Authorization": "Bearer " + self._get_access_token(force=force_token),
+        }
+        return self.requests_session.post(self.fcm_end_point, data=body, headers=headers, timeout=timeout)
+
+
+def _answer(response: requests.Response) -> FcmAnswer:
+    retry_after: float | None = None
+    header = response.headers.get("Retry-After", "")
+    if header.strip().isdigit():
+        retry_after = float(header.strip())
+    if response.status_code == 200:
+        return FcmAnswer(200)
+    error: dict[str, Any] = {}
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+    except ValueError:
+        pass
+    code = str(error.get("status", ""))
+    token_invalid = False
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        if detail.get("errorCode"):
+            code = str(detail["errorCode"])
+        for violation in detail.get("fieldViolations") or []:
+            if isinstance(violation, dict) and violation.get("field") == "message.token":
+                token_invalid = True
+    message = str(error.get("message", ""))[:200]
+    if "registration token" in message.lower():
+        token_invalid = True
+    return FcmAnswer(response.status_code, code, message, token_invalid, retry_after)
+
+
+# ------------------------------------------------------------------------------------------
+# The sender
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FcmApp:
+    app_id: str
+    project_id: str
+    service_account_file: str
+    client_email: str
+
+
+def load_service_account(app_id: str, value: str, base_dir: Path) -> tuple[service_account.Credentials, FcmApp]:
+    """Load one ``[voip.fcm]`` entry; a legacy server key gets a message saying so."""
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        if "/" not in value and not value.endswith(".json"):
+            raise FcmCredentialError(
+                f'voip.fcm."{app_id}": looks like a legacy FCM server key; the legacy FCM API was '
+                "shut down by Google in 2024. Set the value to the path of a Firebase service-account "
+                "JSON file (FCM HTTP v1), see docs/push.md"
+            )
+        raise FcmCredentialError(f'voip.fcm."{app_id}": service-account file {path} does not exist')
+    try:
+        credentials = service_account.Credentials.from_service_account_file(str(path), scopes=[FCM_SCOPE])
+    except (ValueError, KeyError, OSError) as exc:
+        raise FcmCredentialError(f'voip.fcm."{app_id}": {path} is not a service-account JSON ({exc})') from None
+    project_id = credentials.project_id or ""
+    if not project_id:
+        raise FcmCredentialError(f'voip.fcm."{app_id}": {path} has no project_id')
+    return credentials, FcmApp(app_id, project_id, str(path), credentials.service_account_email)
+
+
+class FcmSender(Sender):
+    """Sends to ``fcm`` device tokens, one Firebase project per ``[voip.fcm]`` app id."""
+
+    provider = "fcm"
+
+    def __init__(self, voip: VoipConfig, push: PushConfig, base_dir: Path) -> None:
+        self._push = push
+        self.problems: list[str] = []
+        self.apps: dict[str, FcmApp] = {}
+        self._clients: dict[str, _FcmClient] = {}
+        ca_file = push.fcm.ca_file
+        if ca_file and not Path(ca_file).is_absolute():
+            ca_file = str(base_dir / ca_file)
+        for app_id, value in voip.fcm.items():
+            try:
+                credentials, app = load_service_account(app_id, value, base_dir)
+            except FcmCredentialError as exc:
+                log.error("push: %s", exc)
+                self.problems.append(str(exc))
+                continue
+            self.apps[app_id] = app
+            self._clients[app_id] = _FcmClient(credentials, app.project_id, push.fcm.send_url, ca_file)
+            log.info("FCM app %s: project %s (%s)", app_id, app.project_id, app.client_email)
+        self._executor = ThreadPoolExecutor(max_workers=push.fcm.workers, thread_name_prefix="mxproxy-fcm")
+
+    @property
+    def app_ids(self) -> frozenset[str]:
+        return frozenset(self.apps)
+
+    def build_message(self, app_id: str, token: str, payload: dict[str, Any], kind: PushKind) -> bytes:
+        """The v1 request body (``{"message": …, "validate_only": false}``) for one token."""
+        ttl = self._push.call_expiration if kind == "voip" else self._push.alert_expiration
+        android = {"priority": "high" if kind == "voip" else "normal", "ttl": f"{int(ttl)}s"}
+        title, body = notification(payload) if kind == "alert" else (None, None)
+        return self._clients[app_id].parse_payload(
+            fcm_token=token,
+            notification_title=title,
+            notification_body=body,
+            data_payload=data_payload(payload),
+            android_config=android,
+        )
+
+    async def send(self, token: DeviceToken, payload: dict, kind: PushKind, *, deadline: float) -> PushResult:
+        template = PushResult(self.provider, kind, token, TRANSPORT, warm=None)
+        if token.kind != "fcm":
+            return replace(template, status=REJECTED, reason=f"not an FCM token (kind {token.kind!r})", attempts=0)
+        client = self._clients.get(token.topic)
+        if client is None:
+            return replace(template, status=NO_CREDENTIALS, reason=f"no service account for FCM app {token.topic}", attempts=0)
+        data = data_payload(payload)
+        if len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()) > FCM_PAYLOAD_LIMIT:
+            return replace(template, status=TOO_LARGE, reason="PayloadTooLarge", attempts=0)
+        body = self.build_message(token.topic, token.token, payload, kind)
+        loop = asyncio.get_running_loop()
+
+        async def attempt(timeout: float) -> PushResult:
+            started = time.monotonic()
+            try:
+                answer = await loop.run_in_executor(self._executor, client.post, body, timeout)
+            except (requests.RequestException, google.auth.exceptions.GoogleAuthError, OSError) as exc:
+                return replace(template, status=TRANSPORT, reason=f"{type(exc).__name__}: {exc}"[:300])
+            status, final = classify_fcm(answer.status, answer.error_code, answer.token_invalid)
+            reason = answer.error_code or (answer.message if status != "ok" else "")
+            return replace(
+                template, status=status, reason=reason, final=final, http_status=answer.status,
+                retry_after=answer.retry_after, latency=time.monotonic() - started,
+            )
+
+        result = await send_with_retries(
+            attempt, template, deadline=deadline,
+            max_attempts=self._push.max_attempts, backoff=self._push.retry_backoff,
+        )
+        if not result.ok:
+            log.info("FCM %s push to %s…: %s", kind, token.token[:8], result.summary())
+        return result
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,113 @@
+"""Switches for the protocol questions no source answers (spec §10, §12 item 10).
+
+Every default is the spec's recommendation, so a plain ``Quirks()`` is "the most likely real MX".
+Tests and the CLI (``--quirk NAME=VALUE``) flip them to exercise a client's other code paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Iterable
+
+__all__ = ["Quirks", "QuirkError", "MAX_MAIL_CHUNK"]
+
+# 48 000 raw bytes are 64 000 base64 characters; with the chunk's XML envelope that still fits
+# the 65 527-byte payload limit of one frame (spec §1.3).
+MAX_MAIL_CHUNK = 48_000
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "recording_layout": ("both", "root", "connection"),
+    "empty_call_log": ("empty", "nothing"),
+    "next_chunk_past_end": ("error", "repeat"),
+    "mail_list_default": ("VoiceMail", "Recording", "Fax", "Undefined", "all"),
+}
+
+
+class QuirkError(ValueError):
+    """A quirk name or value that does not exist / does not parse."""
+
+
+@dataclass(frozen=True)
+class Quirks:
+    #: C4: where ``RecordingStateEvent`` carries the call: ``root`` (MX Proxy reads callID/deviceID
+    #: at the root), ``connection`` (mx-http-proxy reads connection/…), or ``both``.
+    recording_layout: str = "both"
+    #: Empty call log: ``empty`` sends ``<callloginfo></callloginfo>``; ``nothing`` sends no frame
+    #: at all (the client must end on its timeout).
+    empty_call_log: str = "empty"
+    #: ``MailReceiveIncoming`` + ``nextChunk`` after the last chunk: ``error`` answers
+    #: ``CSTAErrorCode``; ``repeat`` sends the last chunk again.
+    next_chunk_past_end: str = "error"
+    #: What ``MailGetListIncoming`` without ``mediaType`` lists: one media type, or ``all`` of them.
+    mail_list_default: str = "VoiceMail"
+    #: Refuse Mail* commands with ``CSTAErrorCode`` while the session has no monitor (2017 note).
+    monitor_required_for_mail: bool = False
+    #: ``callinfo`` records per ``callloginfo`` frame.
+    call_log_chunk: int = 21
+    #: After a last chunk that is exactly full, send an empty ``callloginfo`` as an end marker
+    #: (not something a real MX is known to do).
+    call_log_end_marker: bool = False
+    #: ``abentry`` records per ``ablist`` page (clients assume 50).
+    ab_page_size: int = 50
+    #: Raw bytes per ``MailReceiveIncoming`` chunk (base64 makes it 4/3 larger on the wire).
+    mail_chunk_size: int = 32 * 1024
+    #: Answer commands sent before a successful login with ``CSTAErrorCode`` instead of ignoring them.
+    error_before_login: bool = False
+    #: ``User`` logins may monitor only their own extension (``Server`` logins any).
+    user_monitor_own_only: bool = True
+    #: Send the user's own ``presence`` (from="0") right after ``loginResponce``.
+    presence_after_login: bool = True
+    #: Seconds between a direct response and the 9999 events it causes (MX Proxy's waiter race).
+    event_gap: float = 0.01
+    #: Seconds between ``Logout mode=…`` and closing the socket.
+    logout_close_delay: float = 0.1
+    #: Close a connection after this many seconds without any client frame (0 = never).
+    idle_timeout: float = 0.0
+    #: Put the ECMA-323 ed4 namespace on ``CSTAErrorCode``.
+    error_namespace: bool = False
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise QuirkError(f"quirk {name}={value!r}: expected one of {', '.join(allowed)}")
+        if not 1 <= self.call_log_chunk <= 500:
+            raise QuirkError("quirk call_log_chunk must be between 1 and 500")
+        if not 1 <= self.ab_page_size <= 100:
+            raise QuirkError("quirk ab_page_size must be between 1 and 100")
+        if not 1 <= self.mail_chunk_size <= MAX_MAIL_CHUNK:
+            raise QuirkError(f"quirk mail_chunk_size must be between 1 and {MAX_MAIL_CHUNK}")
+        for name in ("event_gap", "logout_close_delay", "idle_timeout"):
+            if getattr(self, name) < 0:
+                raise QuirkError(f"quirk {name} must not be negative")
+
+    def with_overrides(self, pairs: Iterable[str]) -> "Quirks":
+        """Apply ``NAME=VALUE`` strings (the CLI's ``--quirk``), converting by the field's type."""
+        types = {f.name: f.type for f in fields(self)}
+        changes: dict[str, object] = {}
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in types:
+                known = ", ".join(sorted(types))
+                raise QuirkError(f"unknown quirk {pair!r} (expected NAME=VALUE, NAME one of: {known})")
+            changes[name] = _convert(name, str(types[name]), raw.strip())
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _convert(name: str, type_name: str, raw: str) -> object:
+    try:
+        if type_name == "bool":
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise QuirkError(f"quirk {name}: {raw!r} is not a valid {type_name}") from None
+    return raw

@@ -1,0 +1,156 @@
+"""``/auth``: the README's sign-in literally, who-am-I, sign-out, and every refusal."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mxproxy.simulator import demo_fixture
+
+from tests.api.conftest import (
+    CLIENT_ID,
+    DEMO_EXT,
+    FORM_TYPE,
+    README_BASIC,
+    README_FORM,
+    ApiHarness,
+    basic,
+    demo_user,
+)
+
+BEARER_CHALLENGE = 'Bearer realm="MXProxy"'
+BASIC_CHALLENGE = 'Basic realm="MXProxy client application"'
+
+
+async def test_readme_password_grant_returns_a_bearer_token(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", content=README_FORM,
+                              headers={"Authorization": README_BASIC, "Content-Type": FORM_TYPE})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    body = r.json()
+    assert list(body) == ["token_type", "access_token", "expires_in"]
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600
+    assert body["access_token"].count(".") == 2
+
+
+async def test_multipart_form_is_accepted_too(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", headers={"Authorization": README_BASIC},
+                              files={"username": (None, "dmitrys@xyzrd.com"), "password": (None, "78561"),
+                                     "grant_type": (None, "password")})
+    assert r.status_code == 200, r.text
+
+
+async def test_get_auth_describes_the_mx_user(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/auth", headers=api.bearer(token))
+    assert r.status_code == 200
+    body = r.json()
+    assert list(body) == ["mx", "ext", "jid", "softPhonePwd"]
+    assert body["ext"] == DEMO_EXT
+    assert body["jid"] == str(demo_user(demo_fixture(), DEMO_EXT).jid)  # a string, all 17 digits exact
+
+
+async def test_missing_authorization_is_401_with_basic_challenge(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", content=README_FORM, headers={"Content-Type": FORM_TYPE})
+    assert r.status_code == 401
+    assert r.json() == {"error": "unauthorized"}
+    assert r.headers["www-authenticate"] == BASIC_CHALLENGE
+
+
+async def test_wrong_client_secret_is_403(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", content=README_FORM,
+                              headers={"Authorization": basic(CLIENT_ID, "wrong"), "Content-Type": FORM_TYPE})
+    assert r.status_code == 403
+    assert r.json() == {"error": "bad client-id or app secret"}
+
+
+async def test_undecodable_basic_is_403_forbidden(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", content=README_FORM,
+                              headers={"Authorization": "Basic !!!", "Content-Type": FORM_TYPE})
+    assert r.status_code == 403
+    assert r.json() == {"error": "forbidden"}
+
+
+@pytest.mark.parametrize("form", ["username=dmitrys%40xyzrd.com&password=78561&grant_type=client_credentials",
+                                  "username=dmitrys%40xyzrd.com&password=78561"])
+async def test_grant_type_other_than_password_is_403(api: ApiHarness, form: str) -> None:
+    r = await api.client.post("/auth", content=form, headers={"Authorization": README_BASIC,
+                                                              "Content-Type": FORM_TYPE})
+    assert r.status_code == 403
+    assert r.json() == {"error": "bad grant_type"}
+
+
+async def test_json_body_is_not_a_form_so_grant_type_is_missing(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", json={"username": "dmitrys@xyzrd.com", "password": "78561",
+                                             "grant_type": "password"}, headers={"Authorization": README_BASIC})
+    assert r.status_code == 403
+    assert r.json() == {"error": "bad grant_type"}
+
+
+async def test_wrong_user_password_is_refused_by_provisioning(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", content="username=dmitrys%40xyzrd.com&password=nope&grant_type=password",
+                              headers={"Authorization": README_BASIC, "Content-Type": FORM_TYPE})
+    assert r.status_code == 403
+    assert "error" in r.json()
+
+
+async def test_bearer_on_post_auth_without_azure_goes_to_provisioning(api: ApiHarness) -> None:
+    r = await api.client.post("/auth", headers={"Authorization": "Bearer some.azure.token"})
+    assert r.status_code == 403  # the static table cannot judge an unvalidated token
+
+
+async def test_api_route_without_token_is_401_with_bearer_challenge(api: ApiHarness) -> None:
+    r = await api.client.get("/contacts")
+    assert r.status_code == 401
+    assert r.json() == {"error": "unauthorized"}
+    assert r.headers["www-authenticate"] == BEARER_CHALLENGE
+
+
+async def test_invalid_token_is_401_invalid_token(api: ApiHarness) -> None:
+    r = await api.client.get("/contacts", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert r.status_code == 401
+    assert r.json()["error"].startswith("invalid token")
+    assert r.headers["www-authenticate"] == BEARER_CHALLENGE
+
+
+@pytest.mark.parametrize("path", ["/auth", "/auth/logout"])
+async def test_delete_auth_signs_out_and_the_token_stops_working(api: ApiHarness, token: str, path: str) -> None:
+    login = (await api.ctx.tokens.verify(token)).sub
+    r = await api.client.delete(path, headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"userLogout": login}
+    assert await api.ctx.store.get_user(login) is None
+    after = await api.client.get("/contacts", headers=api.bearer(token))
+    assert after.status_code == 401
+    assert after.headers["www-authenticate"] == BEARER_CHALLENGE
+    again = await api.client.delete(path, headers=api.bearer(token))
+    assert again.status_code == 404
+    assert again.json() == {"error": "not found"}
+
+
+async def test_delete_auth_without_bearer_is_403_without_challenge(api: ApiHarness) -> None:
+    r = await api.client.delete("/auth")
+    assert r.status_code == 403
+    assert r.json() == {"error": "bearer authorization token required"}
+    assert "www-authenticate" not in r.headers
+
+
+async def test_delete_auth_with_invalid_token_is_403(api: ApiHarness) -> None:
+    r = await api.client.delete("/auth", headers={"Authorization": "Bearer nonsense"})
+    assert r.status_code == 403
+    assert r.json()["error"].startswith("invalid token")
+    assert "www-authenticate" not in r.headers
+
+
+async def test_second_user_signs_in_independently(api: ApiHarness, token: str) -> None:
+    other = await api.sign_in("peterh@xyzrd.com", "peter-pw")
+    r = await api.client.get("/auth", headers=api.bearer(other))
+    assert r.json()["ext"] == "3044"
+    assert (await api.client.get("/auth", headers=api.bearer(token))).json()["ext"] == DEMO_EXT
+
+
+async def test_sign_in_over_real_http(api: ApiHarness, live_client: httpx.AsyncClient) -> None:
+    r = await live_client.post("/auth", content=README_FORM,
+                               headers={"Authorization": README_BASIC, "Content-Type": FORM_TYPE})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json; charset=utf-8"

@@ -1,0 +1,197 @@
+"""``/calls``: call log, call mode, call control and call info, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.api.conftest import DEMO_EXT, ApiHarness
+from tests.api.readme_examples import README_CALL_LOG
+
+
+async def _wait_call_info(api: ApiHarness, token: str, call_id: int) -> dict:
+    for _ in range(200):
+        r = await api.client.get(f"/calls/{call_id}", headers=api.bearer(token))
+        if r.status_code == 200:
+            return r.json()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"call {call_id} never reached the call-info cache")
+
+
+# --- call log -------------------------------------------------------------------------------------
+
+
+async def test_call_log_has_the_readme_keys(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/calls", headers=api.bearer(token))
+    assert r.status_code == 200
+    log = r.json()["callLog"]
+    by_id = {item["record_id"]: item for item in log}
+    assert [item["record_id"] for item in log] == sorted(by_id)
+    for example in README_CALL_LOG:
+        ours = by_id[example["record_id"]]
+        # README quirks: "missed" omitted when false (we always send it), "extension" is really "ext" (§9.27)
+        expected = {"ext" if k == "extension" else k for k in example} | {"missed"}
+        assert set(ours) == expected, example["record_id"]
+        assert ours["missed"] is example.get("missed", False)
+
+
+@pytest.mark.parametrize("timestamp", ["1504522727", "2017-09-04T10:58:47Z"])
+async def test_call_log_timestamp_filters(api: ApiHarness, token: str, timestamp: str) -> None:
+    r = await api.client.get("/calls", params={"timestamp": timestamp}, headers=api.bearer(token))
+    assert r.status_code == 200
+    full = (await api.client.get("/calls", headers=api.bearer(token))).json()["callLog"]
+    assert len(r.json()["callLog"]) < len(full)
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", "2017-13-45", "1.5"])
+async def test_bad_timestamp_is_400(api: ApiHarness, token: str, timestamp: str) -> None:
+    r = await api.client.get("/calls", params={"timestamp": timestamp}, headers=api.bearer(token))
+    assert r.status_code == 400
+    assert r.json() == {"error": "bad timestamp format"}
+
+
+# --- call mode ------------------------------------------------------------------------------------
+
+
+async def test_readme_call_mode(api: ApiHarness, token: str) -> None:
+    r = await api.client.patch("/calls", content='{"remote":true,"device":"79031744445"}',
+                               headers={**api.bearer(token), "Content-Type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"callMode": {"remote": True, "device": "79031744445", "ringDelay": 1, "vmDelay": 30}}
+
+
+async def test_call_mode_with_empty_body_means_local(api: ApiHarness, token: str) -> None:
+    r = await api.client.patch("/calls", headers=api.bearer(token))
+    assert r.status_code == 200
+    assert r.json() == {"callMode": {"remote": False, "device": "", "ringDelay": 1, "vmDelay": 30}}
+
+
+async def test_call_mode_from_a_form(api: ApiHarness, token: str) -> None:
+    r = await api.client.patch("/calls", data={"remote": "", "device": "phone", "ringDelay": "5"},
+                               headers=api.bearer(token))
+    assert r.status_code == 200
+    assert r.json()["callMode"] == {"remote": True, "device": "phone", "ringDelay": 5, "vmDelay": 30}
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ('{"remote":tru', "malformed JSON"),
+    ('{"remote":"yes"}', '"remote"'),
+    ('{"ringDelay":"x"}', '"ringDelay"'),
+    ('[1,2]', "object"),
+])
+async def test_bad_call_mode_bodies_are_400(api: ApiHarness, token: str, body: str, fragment: str) -> None:
+    r = await api.client.patch("/calls", content=body,
+                               headers={**api.bearer(token), "Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert fragment in r.json()["error"]
+
+
+# --- make call / info / control -------------------------------------------------------------------
+
+
+async def test_readme_make_call(api: ApiHarness, token: str) -> None:
+    r = await api.client.post("/calls", json={"from": "79031744445", "to": "79031744437"},
+                              headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    made = r.json()["makeCall"]
+    assert list(made) == ["callId", "deviceId", "calledDevice"]
+    assert isinstance(made["callId"], int)
+    assert made["calledDevice"] == "79031744437"
+
+
+async def test_make_call_without_to_is_400(api: ApiHarness, token: str) -> None:
+    r = await api.client.post("/calls", json={"from": "3095"}, headers=api.bearer(token))
+    assert r.status_code == 400
+
+
+async def test_incoming_call_info_hold_unhold_and_hangup(api: ApiHarness, token: str) -> None:
+    call_id = await api.sim.incoming_call(to_ext=DEMO_EXT, from_number="3044", from_name="Peter Hyde")
+    info = (await _wait_call_info(api, token, call_id))["callInfo"]
+    assert info["type"] == "Delivered" and info["callId"] == call_id
+
+    await api.sim.answer(call_id)
+    held = await api.client.put(f"/calls/{call_id}/hold", headers=api.bearer(token))
+    assert held.status_code == 200, held.text
+    assert held.json()["held"]["callId"] == call_id
+    retrieved = await api.client.put(f"/calls/{call_id}/unhold", headers=api.bearer(token))
+    assert retrieved.status_code == 200, retrieved.text
+    assert retrieved.json()["retrieved"]["callId"] == call_id
+
+    cleared = await api.client.delete(f"/calls/{call_id}", headers=api.bearer(token))
+    assert cleared.status_code == 200, cleared.text
+    body = cleared.json()["connectionCleared"]
+    assert body["callId"] == call_id and body["type"] == "ConnectionCleared"
+
+
+async def test_sip_answer_and_transfer_echo_their_parameters(api: ApiHarness, token: str) -> None:
+    call_id = await api.sim.incoming_call(to_ext=DEMO_EXT, from_number="3044", from_name="Peter Hyde")
+    await _wait_call_info(api, token, call_id)
+    r = await api.client.put(f"/calls/{call_id}", json={"device": "sipPhone", "timeout": 30},
+                             headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"sipAnswer": {"callId": call_id, "device": "sipPhone", "timeout": 30, "assign": False}}
+    t = await api.client.post(f"/calls/{call_id}", json={"device": "sipPhone", "to": "12345"},
+                              headers=api.bearer(token))
+    assert t.status_code == 200, t.text
+    assert t.json() == {"transfer": {"callId": call_id, "device": "sipPhone", "to": "12345"}}
+
+
+async def test_unknown_call_info_is_404(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/calls/987654321", headers=api.bearer(token))
+    assert r.status_code == 404
+    assert r.json() == {"error": "not found"}
+
+
+@pytest.mark.parametrize("raw", ["abc", "99999999999999999999", "1.5"])
+async def test_non_int64_call_id_is_404(api: ApiHarness, token: str, raw: str) -> None:
+    r = await api.client.get(f"/calls/{raw}", headers=api.bearer(token))
+    assert r.status_code == 404
+    assert "bad call id" in r.json()["error"]
+
+
+async def test_csta_error_on_unknown_call_is_400(api: ApiHarness, token: str) -> None:
+    r = await api.client.put("/calls/424242/hold", headers=api.bearer(token))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]
+
+
+async def test_assign_device_is_204(api: ApiHarness, token: str) -> None:
+    r = await api.client.patch("/calls/sipPhone", headers=api.bearer(token))
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+
+
+async def test_record_start_stop_and_conference_from_call(api: ApiHarness, token: str) -> None:
+    call_id = await api.sim.incoming_call(to_ext=DEMO_EXT, from_number="3044", from_name="Peter Hyde")
+    await _wait_call_info(api, token, call_id)
+    await api.sim.answer(call_id)
+    body = {"deviceID": DEMO_EXT}
+    assert (await api.client.post(f"/calls/{call_id}/record", json=body, headers=api.bearer(token))).status_code == 204
+    stop = await api.client.post(f"/calls/{call_id}/record/stop", json=body, headers=api.bearer(token))
+    assert stop.status_code == 204, stop.text
+    conf = await api.client.post(f"/calls/{call_id}/conference", json={"ownerCallId": call_id},
+                                 headers=api.bearer(token))
+    assert conf.status_code in (204, 400), conf.text  # 400 = the MX refused, never a 500
+
+
+# --- timeouts and reconnects ------------------------------------------------------------------------
+
+
+async def test_mx_timeout_is_504(api: ApiHarness, token: str) -> None:
+    api.sim.set_delay(3.0, command="GetServiceList")
+    r = await api.client.get("/services", headers=api.bearer(token))
+    assert r.status_code == 504
+    assert r.json() == {"error": "mx response timeout"}
+
+
+async def test_dropped_mx_session_is_503_with_retry_after(api: ApiHarness, token: str) -> None:
+    login = (await api.ctx.tokens.verify(token)).sub
+    await api.sim.drop_session(login)  # the MX login is the JWT subject
+    for _ in range(200):
+        if api.ctx.sessions.state(login) != "live":
+            break
+        await asyncio.sleep(0.02)
+    r = await api.client.get("/services", headers=api.bearer(token))
+    assert r.status_code == 503, r.text
+    assert int(r.headers["retry-after"]) >= 1

@@ -1,0 +1,35 @@
+"""``/contacts`` and ``/services`` against the simulator's demo fixture (the README's people)."""
+
+from __future__ import annotations
+
+from tests.api.conftest import ApiHarness
+from tests.api.readme_examples import README_CONTACTS, README_SERVICES
+
+
+async def test_contacts_equal_the_readme_list(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/contacts", headers=api.bearer(token))
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    assert r.json() == {"contacts": README_CONTACTS}
+
+
+async def test_contact_jids_are_strings_with_every_digit(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/contacts", headers=api.bearer(token))
+    assert '"jid": "43884851147406145"' in r.text
+
+
+async def test_services_have_the_readme_shape(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/services", headers=api.bearer(token))
+    assert r.status_code == 200
+    services = r.json()["services"]
+    assert services, "the demo fixture has services"
+    for item in services:
+        assert set(item) <= {"id", "name", "type", "ext", "homeSystem"}
+        assert isinstance(item["id"], str) and item["id"].isdigit()
+    readme = {(s["id"], s["name"], s["type"], s["ext"]) for s in README_SERVICES}
+    ours = {(s["id"], s["name"], s["type"], s["ext"]) for s in services}
+    assert readme <= ours
+
+
+async def test_contacts_need_a_token(api: ApiHarness) -> None:
+    assert (await api.client.get("/contacts")).status_code == 401

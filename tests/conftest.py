@@ -1,0 +1,57 @@
+"""Shared test helpers for every test folder.
+
+* ``start_simulator`` — factory fixture: ``sim = await start_simulator(fixture=None, quirks=None,
+  control=False)`` starts an MX simulator (``mxproxy.simulator.Simulator``) on 127.0.0.1, port 0,
+  with the demo fixture unless one is given; every simulator started is stopped after the test.
+  ``sim.port`` is the CSTA port, ``sim.control_url`` the control API (when ``control=True``).
+* ``raw_connect`` — factory fixture: ``conn = await raw_connect(sim)`` opens a TLS connection
+  (certificate not verified, as every MX client does) and gives a ``RawCSTA`` that writes and
+  reads frames by hand: ``await conn.send(1, "<keepalive />")``, ``await conn.read()``,
+  ``await conn.read_until("ablist")``, ``await conn.login("dmitrys", "78561")``.
+
+The raw-frame helpers live in ``tests/rawcsta.py`` (``RawCSTA``, ``build_frame``,
+``hashed_password``) for tests that import them directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.rawcsta import RawCSTA
+
+SimulatorFactory = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+async def start_simulator() -> AsyncIterator[SimulatorFactory]:
+    from mxproxy.simulator import Simulator, demo_fixture
+
+    started: list[Any] = []
+
+    async def factory(fixture: Any = None, *, quirks: Any = None, control: bool = False, **kwargs: Any) -> Any:
+        sim = Simulator(fixture if fixture is not None else demo_fixture(), host="127.0.0.1", port=0,
+                        control="127.0.0.1:0" if control else None, quirks=quirks, **kwargs)
+        await sim.start()
+        started.append(sim)
+        return sim
+
+    yield factory
+    for sim in reversed(started):
+        await sim.stop()
+
+
+@pytest.fixture
+async def raw_connect() -> AsyncIterator[Callable[[Any], Awaitable[RawCSTA]]]:
+    opened: list[RawCSTA] = []
+
+    async def factory(sim_or_port: Any) -> RawCSTA:
+        port = sim_or_port if isinstance(sim_or_port, int) else sim_or_port.port
+        conn = await RawCSTA.open(port)
+        opened.append(conn)
+        return conn
+
+    yield factory
+    for conn in opened:
+        await conn.close()

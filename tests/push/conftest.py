@@ -1,0 +1,47 @@
+"""Credentials and local provider peers shared by the push tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+
+from mxproxy.config import Config, parse_config
+from tests.push.apns_server import LocalAPNs
+from tests.push.certs import TestCA, make_ca, make_push_p12, make_server_cert
+
+BUNDLE = "com.example.phone"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A CA, a TLS server certificate for 127.0.0.1 and a dev+prod push certificate."""
+    d = tmp_path_factory.mktemp("pki")
+    ca = make_ca()
+    cert, key = make_server_cert(ca, d)
+    return {
+        "dir": d,
+        "ca": ca,
+        "ca_file": ca.write(d / "ca.pem"),
+        "server_cert": cert,
+        "server_key": key,
+        "p12": make_push_p12(ca, d / "phone.p12", BUNDLE, password="secret"),
+    }
+
+
+@pytest.fixture
+async def apns(pki: dict[str, Any]) -> AsyncIterator[LocalAPNs]:
+    server = await LocalAPNs(str(pki["server_cert"]), str(pki["server_key"]), client_ca=str(pki["ca_file"])).start()
+    yield server
+    await server.stop()
+
+
+def push_config(base_dir: Path, *, voip: dict[str, Any] | None = None, push: dict[str, Any] | None = None) -> Config:
+    """A full Config through the real parser, as an operator would write it."""
+    data: dict[str, Any] = {"apps": {"app": "secret"}, "voip": voip or {}, "push": push or {}}
+    return parse_config(data, base_dir=base_dir)
+
+
+def ca_of(pki: dict[str, Any]) -> TestCA:
+    return pki["ca"]
