@@ -317,6 +317,7 @@ class ProxyServer:
         self.connector: Any = None
         self.sessions: Any = None
         self.push: Any = None
+        self.metrics: Any = None
         self.context: Any = None
         self._public: _HTTPServer | None = None
         self._admin: _HTTPServer | None = None
@@ -359,6 +360,7 @@ class ProxyServer:
         from mxproxy.auth.keyring import KeyRing
         from mxproxy.auth.tokens import TokenService
         from mxproxy.connectors.registry import create_connector
+        from mxproxy.metrics import Metrics
         from mxproxy.provisioning import create_provisioner
         from mxproxy.sessions import SessionManager
         from mxproxy.store import create_store
@@ -380,6 +382,8 @@ class ProxyServer:
         self.provisioner = create_provisioner(config)
         self.connector = create_connector(config.mx)
         self.sessions = SessionManager(self.connector, self.store, config)
+        self.metrics = Metrics()
+        self.metrics.watch_sessions(self.sessions)
         self.push = await self._start_push()
         await self.sessions.start()
 
@@ -387,6 +391,7 @@ class ProxyServer:
             config=config, tokens=self.tokens, azure=self.azure, provisioner=self.provisioner,
             sessions=self.sessions, store=self.store,
             push_topics=self.push_topics if self.push_topics is not None else _push_topics(config, self.push),
+            metrics=self.metrics,
         )
         await self._public.start(create_app(self.context))
         if self._admin is not None:
@@ -412,7 +417,7 @@ class ProxyServer:
         except ImportError:
             log.info("push dispatcher not available; MX events will not be pushed")
             return None
-        dispatcher = create_dispatcher(self.config, self.store, self.sessions)
+        dispatcher = create_dispatcher(self.config, self.store, self.sessions, metrics=self.metrics)
         start = getattr(dispatcher, "start", None)
         if start is not None:
             await start()

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from mxproxy.auth.azure import AzureADValidator
     from mxproxy.auth.tokens import TokenService
     from mxproxy.config import Config
+    from mxproxy.metrics import Metrics
     from mxproxy.provisioning import Provisioner
     from mxproxy.push.topics import PushTopics
     from mxproxy.sessions import SessionManager
@@ -24,3 +25,4 @@ class ApiContext:
     sessions: SessionManager
     store: Store
     push_topics: PushTopics
+    metrics: Metrics | None = None  # None in tests that build an app without a server

@@ -1,0 +1,126 @@
+"""Prometheus metrics of one proxy process, in one registry per ``Metrics`` object.
+
+A registry per instance (not prometheus-client's global one) so tests and benchmarks can run
+several proxies in one process without "duplicated timeseries" errors. Counters that already live
+elsewhere as plain integers (``SessionStats``) are read at scrape time by a collector instead of
+being mirrored, so the session code does not depend on prometheus-client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from mxproxy.sessions import SessionManager
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: HTTP latency buckets: the API answers in milliseconds, MX round trips in tens of them.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Push latency buckets: a warm APNs push takes a few ms, a cold one a TLS handshake more.
+PUSH_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric the proxy exports. Attribute names say what is counted; label names are
+    fixed here so dashboards can rely on them."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        # HTTP (public and admin API); ``route`` is the route template, never the raw path
+        self.http_requests = Counter(
+            "mxproxy_http_requests", "HTTP requests answered", ["api", "method", "route", "status"], registry=r
+        )
+        self.http_latency = Histogram(
+            "mxproxy_http_request_seconds", "HTTP request latency", ["api", "route"], buckets=HTTP_BUCKETS, registry=r
+        )
+        # sign-in
+        self.logins = Counter("mxproxy_logins", "POST /auth sign-ins by result", ["result"], registry=r)
+        # MX
+        self.mx_timeouts = Counter("mxproxy_mx_timeouts", "MX requests that got no answer in time", registry=r)
+        # push
+        self.pushes = Counter(
+            "mxproxy_pushes", "Push sends by provider, kind and result", ["provider", "kind", "result"], registry=r
+        )
+        self.push_latency = Histogram(
+            "mxproxy_push_seconds",
+            "Time from the MX event to the provider's answer",
+            ["provider", "connection"],  # connection: warm | cold
+            buckets=PUSH_BUCKETS,
+            registry=r,
+        )
+        self.push_tokens_pruned = Counter(
+            "mxproxy_push_tokens_pruned", "Device tokens deleted on a provider's final verdict", ["provider"], registry=r
+        )
+        self.push_prune_guard = Gauge(
+            "mxproxy_push_prune_guard_active",
+            "1 while token deletion for a topic is suspended (most of its tokens failed at once)",
+            ["provider", "topic"],
+            registry=r,
+        )
+        self.push_queue = Gauge("mxproxy_push_queue_depth", "Pushes waiting for a send slot", registry=r)
+        self.push_dropped = Counter(
+            "mxproxy_push_dropped", "Pushes dropped because the queue was full", ["reason"], registry=r
+        )
+        self.apns_certificate_expiry = Gauge(
+            "mxproxy_apns_certificate_expiry_timestamp_seconds",
+            "notAfter of each APNs certificate, Unix time",
+            ["topic", "file"],
+            registry=r,
+        )
+
+    def watch_sessions(self, sessions: "SessionManager") -> None:
+        """Export ``sessions.stats`` (live sessions, reconnects, logins…) at scrape time."""
+        self.registry.register(SessionStatsCollector(lambda: sessions.stats.as_dict()))
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class SessionStatsCollector(Collector):
+    """Reads the session manager's integer counters when Prometheus scrapes."""
+
+    GAUGES = {"live_sessions": "MX sessions currently logged in"}
+    COUNTERS = {
+        "reconnects": "Successful MX re-logins after a session ended",
+        "reconnect_failures": "Failed MX reconnect attempts",
+        "sessions_ended": "MX sessions that ended (drop, logout by the MX, error)",
+        "forced_logouts": "Sessions the MX logged out",
+        "mx_timeouts": "MX timeouts while logging in",
+        "logins_ok": "MX logins accepted",
+        "logins_failed": "MX logins refused (bad credentials)",
+        "login_errors": "MX logins that failed for connection, TLS or protocol reasons",
+        "needs_reauth": "Users marked as needing to sign in again",
+        "monitor_failures": "MX sessions whose event monitor could not be started",
+        "events": "MX events received",
+        "listener_errors": "Event listeners that raised",
+    }
+
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families({})
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(self._read())
+
+    def _families(self, values: dict[str, int]) -> list[Metric]:
+        families: list[Metric] = []
+        for name, text in self.GAUGES.items():
+            family = GaugeMetricFamily(f"mxproxy_mx_{name}", text)
+            if values:
+                family.add_metric([], values.get(name, 0))
+            families.append(family)
+        for name, text in self.COUNTERS.items():
+            family = CounterMetricFamily(f"mxproxy_mx_session_{name}", text)
+            if values:
+                family.add_metric([], values.get(name, 0))
+            families.append(family)
+        return families
