@@ -18,8 +18,13 @@ demo: install
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Every benchmark in turn (a few minutes; figures and what they mean: docs/benchmarks.md).
 bench: install
 	$(PY) bench/connector.py
+	$(PY) bench/sessions.py --n 1000
+	$(PY) bench/api.py
+	$(PY) bench/push.py
+	$(PY) bench/resume.py --n 1000 --n 10000
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,6 +1,6 @@
 """A simulator (or a raw framed TLS echo server) in its own process, for the benchmarks.
 
-    python bench/simserver.py --users 100 --directory 114 [--echo]
+    python bench/simserver.py --users 100 --directory 114 [--call-log user0=27 ...] [--echo]
 
 Prints ``PORT <port>`` on stdout once listening, then serves until stdin closes."""
 
@@ -23,12 +23,23 @@ def raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def world(users: int, directory: int) -> Fixture:
+def world(users: int, directory: int, call_logs: dict[str, int] | None = None) -> Fixture:
+    """``bench`` plus ``users`` users ``user0…`` (password ``pw``) and ``directory`` more people;
+    ``call_logs`` gives some of them a call log of that many entries."""
     fx = Fixture(users=[SimUser(login="bench", password="bench-pw", ext="201", jid=1001, first_name="Bench")])
     fx.add_users(users, password="pw")
     if directory:
         fx.add_directory_entries(directory)
+    for login, n in (call_logs or {}).items():
+        fx.set_call_log(login, n)
     return fx
+
+
+def call_log_arg(text: str) -> tuple[str, int]:
+    login, _, n = text.partition("=")
+    if not login or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"expected LOGIN=N, got {text!r}")
+    return login, int(n)
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -46,6 +57,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=0)
     parser.add_argument("--directory", type=int, default=0)
+    parser.add_argument("--call-log", type=call_log_arg, action="append", default=[],
+                        help="LOGIN=N: give that user a call log of N entries")
     parser.add_argument("--echo", action="store_true")
     args = parser.parse_args()
     raise_nofile()
@@ -53,7 +66,7 @@ async def main() -> None:
         server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_context(self_signed()), backlog=4096)
         port = server.sockets[0].getsockname()[1]
     else:
-        sim = Simulator(world(args.users, args.directory), host="127.0.0.1", port=0,
+        sim = Simulator(world(args.users, args.directory, dict(args.call_log)), host="127.0.0.1", port=0,
                         quirks=Quirks(presence_after_login=False))
         await sim.start()
         port = sim.port

@@ -68,7 +68,11 @@ class _Section:
             raise ConfigError(f"{self.key(name)}: must be at least {minimum}")
         return value
 
-    def duration(self, name: str, default: str, positive: bool = True) -> float:
+    def duration(self, name: str, default: str | float, positive: bool = True) -> float:
+        """A Go duration string in seconds; when absent, ``default`` (a string to parse, or seconds)."""
+        if not isinstance(default, str) and name not in self.data:
+            self.seen.add(name)
+            return float(default)
         value = self.raw(name, default)
         if not isinstance(value, str):
             raise ConfigError(f'{self.key(name)}: expected a duration string such as "90s"')
@@ -107,6 +111,12 @@ class _Section:
         for name in self.data:
             if name not in self.seen and name not in known_tables:
                 log.warning("config: unknown key %s ignored", self.key(name))
+
+
+def option_reader(options: Mapping[str, Any], path: str) -> _Section:
+    """Typed reads of a table's extra options (``mx.options`` …), with the same checks and
+    messages as the keys the config parser knows itself."""
+    return _Section(options, path)
 
 
 def resolve_secret(value: str, key: str) -> str:
@@ -192,7 +202,7 @@ class FcmEndpointConfig:
 
     send_url: str = "https://fcm.googleapis.com/v1/projects"
     ca_file: str | None = None
-    workers: int = 4
+    workers: int = 16
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,8 @@ class PushConfig:
     retry_backoff: float = 0.25  # first retry delay; doubles per attempt (with jitter)
     call_expiration: float = 30.0  # apns-expiration / FCM ttl for voip pushes
     alert_expiration: float = 86400.0
+    concurrency: int = 64  # sends in flight at once, per provider (dispatcher)
+    queue_size: int = 10_000  # MX events waiting for the dispatcher; beyond it they are dropped
     apns: ApnsEndpointConfig = field(default_factory=ApnsEndpointConfig)
     fcm: FcmEndpointConfig = field(default_factory=FcmEndpointConfig)
 
@@ -333,7 +345,7 @@ def _push(s: _Section) -> PushConfig:
     fcm = FcmEndpointConfig(
         send_url=send_url,
         ca_file=fcm_s.string("caFile") or None,
-        workers=fcm_s.integer("workers", 4, minimum=1),
+        workers=fcm_s.integer("workers", 16, minimum=1),
     )
     fcm_s.warn_unknown()
     cfg = PushConfig(
@@ -345,6 +357,8 @@ def _push(s: _Section) -> PushConfig:
         retry_backoff=s.duration("retryBackoff", "250ms"),
         call_expiration=s.duration("callExpiration", "30s"),
         alert_expiration=s.duration("alertExpiration", "24h"),
+        concurrency=s.integer("concurrency", 64, minimum=1),
+        queue_size=s.integer("queueSize", 10_000, minimum=1),
         apns=apns,
         fcm=fcm,
     )

@@ -8,7 +8,7 @@ when empty or zero, as Go's ``omitempty`` did; every other key is always present
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from mxproxy.connectors.base import (
     Cad,
@@ -45,117 +45,87 @@ def event_type(event: Event) -> str | None:
     return EVENT_TYPES.get(type(event))
 
 
-def _put_if(out: JSONObject, key: str, value: Any) -> None:
-    """Go ``omitempty``: skip "", 0, False, empty lists."""
-    if value:
-        out[key] = value
+class _Key(NamedTuple):
+    """One JSON key of an event: where its value comes from and whether Go's ``omitempty``
+    dropped it when empty ("", 0, False, empty list)."""
+
+    name: str
+    attr: str
+    omitempty: bool = False
+    convert: Callable[[Any], Any] | None = None
 
 
 def _cads(cads: tuple[Cad, ...]) -> list[JSONObject]:
-    items: list[JSONObject] = []
-    for cad in cads:
-        item: JSONObject = {"name": cad.name, "type": cad.type}
-        _put_if(item, "value", cad.value)
-        items.append(item)
-    return items
+    return [_object(cad, _CAD_KEYS) for cad in cads]
 
 
-def _delivered(e: Delivered, out: JSONObject) -> None:
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["globalCallId"] = e.global_call_id
-    out["callingDevice"] = e.calling_device
-    out["calledDevice"] = e.called_device
-    out["alertingDevice"] = e.alerting_device
-    out["lastRedirectionDevice"] = e.last_redirection_device
-    out["localConnectionInfo"] = e.local_connection_info
-    out["cause"] = e.cause
-    _put_if(out, "callTypeFlags", e.call_type_flags)
+def _object(source: Any, keys: tuple[_Key, ...], out: JSONObject | None = None) -> JSONObject:
+    """``keys`` of ``source`` in order, into ``out`` (a new dict when None)."""
+    out = {} if out is None else out
+    for key in keys:
+        value = getattr(source, key.attr)
+        if key.convert is not None:
+            value = key.convert(value)
+        if value or not key.omitempty:
+            out[key.name] = value
+    return out
 
 
-def _established(e: Established, out: JSONObject) -> None:
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["globalCallId"] = e.global_call_id
-    out["answeringDevice"] = e.answering_device
-    out["answeringDisplayName"] = e.answering_display_name
-    out["callingDevice"] = e.calling_device
-    out["calledDevice"] = e.called_device
-    _put_if(out, "lastRedirectionDevice", e.last_redirection_device)
-    out["callingDisplayName"] = e.calling_display_name
-    out["cause"] = e.cause
-    _put_if(out, "callTypeFlags", e.call_type_flags)
-    _put_if(out, "cmdsAllowed", e.cmds_allowed)
-    _put_if(out, "cads", _cads(e.cads))
+_CAD_KEYS = (_Key("name", "name"), _Key("type", "type"), _Key("value", "value", omitempty=True))
 
+_CALL = (_Key("callId", "call_id"), _Key("deviceId", "device_id"))
+_CAUSE = (_Key("cause", "cause"),)
+_FLAGS = (_Key("callTypeFlags", "call_type_flags", omitempty=True),)
+_FLAGS_CMDS = (*_FLAGS, _Key("cmdsAllowed", "cmds_allowed", omitempty=True))
 
-def _originated(e: Originated, out: JSONObject) -> None:
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["callingDevice"] = e.calling_device
-    out["calledDevice"] = e.called_device
-    out["cause"] = e.cause
-    _put_if(out, "callTypeFlags", e.call_type_flags)
-    _put_if(out, "cmdsAllowed", e.cmds_allowed)
-
-
-def _cleared(e: ConnectionCleared, out: JSONObject) -> None:
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["releasingDevice"] = e.releasing_device
-    out["cause"] = e.cause
-
-
-def _held(e: Held, out: JSONObject) -> None:
-    # The original exports the holding device as "releasingDevice" (spec §5.5); kept for compat.
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["releasingDevice"] = e.holding_device
-    out["cause"] = e.cause
-    _put_if(out, "callTypeFlags", e.call_type_flags)
-    _put_if(out, "cmdsAllowed", e.cmds_allowed)
-
-
-def _retrieved(e: Retrieved, out: JSONObject) -> None:
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["releasingDevice"] = e.retrieving_device
-    out["cause"] = e.cause
-    _put_if(out, "callTypeFlags", e.call_type_flags)
-    _put_if(out, "cmdsAllowed", e.cmds_allowed)
-
-
-def _mail(e: MailIncomingReady, out: JSONObject) -> None:
-    out["from"] = e.sender
-    out["fromName"] = e.from_name
-    out["callerName"] = e.caller_name
-    out["to"] = e.to
-    out["ownerId"] = e.owner_id  # a JSON number, as in the original
-    out["ownerType"] = e.owner_type
-    out["mailId"] = e.mail_id
-    out["mediaType"] = e.media_type
-    out["gcid"] = e.gcid
-    out["received"] = e.received
-    out["duration"] = e.duration
-    _put_if(out, "note", e.note)
-
-
-def _recording(e: RecordingState, out: JSONObject) -> None:
-    out["callId"] = e.call_id
-    out["deviceId"] = e.device_id
-    out["available"] = e.available
-    out["active"] = e.active
-
-
-_BODIES: dict[type[Event], Callable[[Any, JSONObject], None]] = {
-    Delivered: _delivered,
-    Established: _established,
-    Originated: _originated,
-    ConnectionCleared: _cleared,
-    Held: _held,
-    Retrieved: _retrieved,
-    MailIncomingReady: _mail,
-    RecordingState: _recording,
+#: The body keys of each pushed event, in the original's order (spec §5).
+_KEYS: dict[type[Event], tuple[_Key, ...]] = {
+    Delivered: (
+        *_CALL,
+        _Key("globalCallId", "global_call_id"),
+        _Key("callingDevice", "calling_device"),
+        _Key("calledDevice", "called_device"),
+        _Key("alertingDevice", "alerting_device"),
+        _Key("lastRedirectionDevice", "last_redirection_device"),
+        _Key("localConnectionInfo", "local_connection_info"),
+        *_CAUSE,
+        *_FLAGS,
+    ),
+    Established: (
+        *_CALL,
+        _Key("globalCallId", "global_call_id"),
+        _Key("answeringDevice", "answering_device"),
+        _Key("answeringDisplayName", "answering_display_name"),
+        _Key("callingDevice", "calling_device"),
+        _Key("calledDevice", "called_device"),
+        _Key("lastRedirectionDevice", "last_redirection_device", omitempty=True),
+        _Key("callingDisplayName", "calling_display_name"),
+        *_CAUSE,
+        *_FLAGS_CMDS,
+        _Key("cads", "cads", omitempty=True, convert=_cads),
+    ),
+    Originated: (
+        *_CALL, _Key("callingDevice", "calling_device"), _Key("calledDevice", "called_device"), *_CAUSE, *_FLAGS_CMDS
+    ),
+    ConnectionCleared: (*_CALL, _Key("releasingDevice", "releasing_device"), *_CAUSE),
+    # The original exports the holding/retrieving device as "releasingDevice" (spec §5.5); kept for compat.
+    Held: (*_CALL, _Key("releasingDevice", "holding_device"), *_CAUSE, *_FLAGS_CMDS),
+    Retrieved: (*_CALL, _Key("releasingDevice", "retrieving_device"), *_CAUSE, *_FLAGS_CMDS),
+    MailIncomingReady: (
+        _Key("from", "sender"),
+        _Key("fromName", "from_name"),
+        _Key("callerName", "caller_name"),
+        _Key("to", "to"),
+        _Key("ownerId", "owner_id"),  # a JSON number, as in the original
+        _Key("ownerType", "owner_type"),
+        _Key("mailId", "mail_id"),
+        _Key("mediaType", "media_type"),
+        _Key("gcid", "gcid"),
+        _Key("received", "received"),
+        _Key("duration", "duration"),
+        _Key("note", "note", omitempty=True),
+    ),
+    RecordingState: (*_CALL, _Key("available", "available"), _Key("active", "active")),
 }
 
 
@@ -165,11 +135,10 @@ def event_json(event: Event, *, with_meta: bool = True) -> JSONObject | None:
 
     ``with_meta=False`` gives ``type: ""`` and ``timestamp: 0``, as the call-control routes do.
     """
-    body = _BODIES.get(type(event))
-    if body is None:
+    keys = _KEYS.get(type(event))
+    if keys is None:
         return None
-    out: JSONObject = {"type": EVENT_TYPES[type(event)] if with_meta else ""}
-    body(event, out)
+    out = _object(event, keys, {"type": EVENT_TYPES[type(event)] if with_meta else ""})
     out["timestamp"] = int(event.received_at) if with_meta else 0
     return out
 

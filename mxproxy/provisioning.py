@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = "MXProxy/2.3"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CSTA_PORT = 7778
+MAX_REDIRECTS = 10  # Go's http.Client default
 
 MSG_NOT_CONFIGURED = "mx provisioning is not configured"
 MSG_UNPROTECTED = "unprotected connection to mx server is not supported"
@@ -231,7 +232,10 @@ class URLProvisioner(Provisioner):
         self.url = url
         self.timeout = timeout
         self._own_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        # Go's http.Client (the original) follows up to 10 redirects; httpx drops the
+        # Authorization header when a redirect leaves the origin, as Go does for another host.
+        self._http = http if http is not None else httpx.AsyncClient(
+            timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS)
 
     async def by_password(self, username: str, password: str) -> ProvisionedAccount:
         return await self._fetch(httpx.BasicAuth(username, password))
@@ -251,6 +255,9 @@ class URLProvisioner(Provisioner):
         except httpx.TimeoutException as exc:
             log.warning("provisioning %s: timeout (%s)", self.url, type(exc).__name__)
             raise ProvisioningError(504, f"provisioning timeout: {exc or type(exc).__name__}") from None
+        except httpx.TooManyRedirects:
+            log.warning("provisioning %s: more than %d redirects", self.url, MAX_REDIRECTS)
+            raise ProvisioningError(502, "provisioning: too many redirects") from None
         except (httpx.HTTPError, OSError) as exc:
             log.warning("provisioning %s: %s", self.url, exc)
             raise ProvisioningError(503, f"provisioning unavailable: {exc or type(exc).__name__}") from None

@@ -135,7 +135,9 @@ def admin_listen(value: str | None, admin_token: str | None) -> Listen | None:
 def bind_socket(listen: Listen) -> socket.socket:
     """Bind before uvicorn starts, so a busy port is a clear error and port 0 is known at once."""
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does, and
+    # without it every response written as head + body waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((listen.host, listen.port))

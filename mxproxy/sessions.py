@@ -23,22 +23,26 @@ import logging
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from mxproxy.callcache import DEFAULT_CALL_TTL, CallInfoCache
-from mxproxy.config import Config, ConfigError
+from mxproxy.config import Config, ConfigError, option_reader
 from mxproxy.connectors.base import (
+    CallLogEntry,
+    ConnectionCleared,
     Connector,
     Contact,
+    Diverted,
     Event,
+    Failed,
     LoginInfo,
     MXAccount,
     MXSession,
     SessionEnded,
+    Transferred,
 )
 from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout, MXUnsupported
-from mxproxy.directory_cache import DEFAULT_DIRECTORY_TTL, DirectoryCache
-from mxproxy.durations import DurationError, parse_duration
+from mxproxy.fetch_cache import KeyedSharedFetch, SharedFetch
 from mxproxy.provisioning import ProvisionedAccount, split_host
 from mxproxy.recordings import RecordingList
 from mxproxy.store.base import Store, StoreError, UserRecord
@@ -46,6 +50,19 @@ from mxproxy.store.base import Store, StoreError, UserRecord
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Event], None]
+
+DEFAULT_DIRECTORY_TTL = 60.0
+DEFAULT_CALL_LOG_TTL = 30.0
+CALL_LOG_KEYS = 4  # distinct ``since`` values cached per user (apps ask for "all" or "since X")
+# Events after which the user's call log may hold a new record: the end of one of their call legs
+# (hang-up, a call diverted away unanswered, a failed call, a transfer handing the call on). The
+# protocol has no call-log change event (spec §4.3, §5).
+CALL_LOG_EVENTS = (ConnectionCleared, Diverted, Failed, Transferred)
+# The MX may write the record just after it sends the event: invalidate once more after this.
+CALL_LOG_SETTLE = 2.0
+
+DirectoryCache = SharedFetch[list[Contact]]
+CallLogCache = KeyedSharedFetch[int | None, list[CallLogEntry]]
 
 LIVE = "live"
 RECONNECTING = "reconnecting"
@@ -86,6 +103,7 @@ class SessionOptions:
     forced_logout_delay: float = 300.0  # wait after the MX forced us out (or until a new sign-in)
     call_ttl: float = DEFAULT_CALL_TTL
     directory_ttl: float = DEFAULT_DIRECTORY_TTL
+    call_log_ttl: float = DEFAULT_CALL_LOG_TTL
     resume_concurrency: int = 100  # MX logins running at once (start-up resume and reconnect storms)
     resume_wait: float = 5.0  # how long start() waits for first attempts before returning anyway
     sign_in_wait: float | None = None  # how long a joining sign-in waits (None: derived)
@@ -94,36 +112,19 @@ class SessionOptions:
     @classmethod
     def from_config(cls, config: Config) -> "SessionOptions":
         """``[mx] reconnectMin, reconnectMax, forcedLogoutDelay, callInfoTTL, directoryTTL,
-        resumeConcurrency, resumeWait, signInWait`` (Go durations / integers)."""
-        opts: Mapping[str, Any] = config.mx.options or {}
-
-        def duration(name: str, default: float) -> float:
-            raw = opts.get(name)
-            if raw is None:
-                return default
-            if not isinstance(raw, str):
-                raise ConfigError(f'mx.{name}: expected a duration string such as "30s"')
-            try:
-                value = parse_duration(raw)
-            except DurationError as exc:
-                raise ConfigError(f"mx.{name}: {exc}") from None
-            if value <= 0:
-                raise ConfigError(f"mx.{name}: must be a positive duration")
-            return value
-
-        concurrency = opts.get("resumeConcurrency", 100)
-        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-            raise ConfigError("mx.resumeConcurrency: expected an integer of at least 1")
+        callLogTTL, resumeConcurrency, resumeWait, signInWait`` (Go durations / integers)."""
+        mx = option_reader(config.mx.options or {}, "mx")
         attempt = config.mx.connect_timeout + 2 * config.mx.response_timeout + 1.0
         options = cls(
-            reconnect_min=duration("reconnectMin", 1.0),
-            reconnect_max=duration("reconnectMax", 60.0),
-            forced_logout_delay=duration("forcedLogoutDelay", 300.0),
-            call_ttl=duration("callInfoTTL", DEFAULT_CALL_TTL),
-            directory_ttl=duration("directoryTTL", DEFAULT_DIRECTORY_TTL),
-            resume_concurrency=concurrency,
-            resume_wait=duration("resumeWait", 5.0),
-            sign_in_wait=duration("signInWait", attempt),
+            reconnect_min=mx.duration("reconnectMin", 1.0),
+            reconnect_max=mx.duration("reconnectMax", 60.0),
+            forced_logout_delay=mx.duration("forcedLogoutDelay", 300.0),
+            call_ttl=mx.duration("callInfoTTL", DEFAULT_CALL_TTL),
+            directory_ttl=mx.duration("directoryTTL", DEFAULT_DIRECTORY_TTL),
+            call_log_ttl=mx.duration("callLogTTL", DEFAULT_CALL_LOG_TTL),
+            resume_concurrency=mx.integer("resumeConcurrency", 100, minimum=1),
+            resume_wait=mx.duration("resumeWait", 5.0),
+            sign_in_wait=mx.duration("signInWait", attempt),
         )
         if options.reconnect_max < options.reconnect_min:
             raise ConfigError("mx.reconnectMax: must not be shorter than mx.reconnectMin")
@@ -171,10 +172,22 @@ class UserSession:
     calls: CallInfoCache
     recordings: RecordingList
     directory_cache: DirectoryCache = field(repr=False)
+    call_log_cache: CallLogCache = field(repr=False)
 
     async def directory(self) -> list[Contact]:
         """The MX address book, from the per-MX cache (one fetch for concurrent misses)."""
         return await self.directory_cache.get(self.mx.directory)
+
+    async def call_log(self, since: int | None = None) -> list[CallLogEntry]:
+        """The user's call log (records after ``since``), from the per-user cache: one MX query
+        for concurrent requests, kept until a call ends, the session reconnects or the TTL."""
+        mx = self.mx
+        return await self.call_log_cache.get(since, lambda: mx.call_log(since))
+
+    def call_log_changed(self) -> None:
+        """An API operation ended a call leg: the next ``call_log`` asks the MX again (the
+        ``ConnectionCleared`` event may still be on its way to the owner)."""
+        self.call_log_cache.invalidate()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,6 +220,7 @@ class _Owner:
         self.state = LIVE if session is not None else RECONNECTING
         self.calls = CallInfoCache(manager.options.call_ttl)
         self.recordings = RecordingList()
+        self.call_log = CallLogCache(manager.options.call_log_ttl, max_keys=CALL_LOG_KEYS, copy=list)
         self.wake = asyncio.Event()
         self.connect_lock = asyncio.Lock()  # every MX login for this user goes through it
         self.failures = 0
@@ -244,6 +258,7 @@ class _Owner:
             calls=self.calls,
             recordings=self.recordings,
             directory_cache=self.manager._directory_for(self.account, info),
+            call_log_cache=self.call_log,
         )
 
     def retry_after(self) -> int:
@@ -374,6 +389,7 @@ class _Owner:
         self._reject(exc)
 
     def _go_live(self, session: MXSession) -> None:
+        self.call_log.invalidate()  # a new session: calls may have ended while we were away
         self.session = session
         self.info = session.login_info
         self.failures = 0
@@ -385,6 +401,12 @@ class _Owner:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(session)
+
+    def _call_log_changed(self) -> None:
+        """A call leg ended: drop the cached call log now and once more when the MX has surely
+        written the record (a ``GET /calls`` in between must not keep a log without it)."""
+        self.call_log.invalidate()
+        asyncio.get_running_loop().call_later(CALL_LOG_SETTLE, self.call_log.invalidate)
 
     def _reject(self, exc: BaseException) -> None:
         waiters, self._waiters = self._waiters, []
@@ -406,6 +428,8 @@ class _Owner:
                 try:
                     self.calls.observe(event, ext)
                     self.recordings.observe(event)
+                    if isinstance(event, CALL_LOG_EVENTS):
+                        self._call_log_changed()
                 except Exception:  # noqa: BLE001 - bookkeeping must never stop the stream
                     log.exception("call cache update failed for %s", self.login)
                 manager._fan_out(self.login, event)
@@ -589,12 +613,7 @@ class SessionManager:
                 self._owners.pop(login, None)
                 owner = None
             if owner is None:
-                session = await self._establish(prov.account)
-                try:
-                    await self._store_user(prov)
-                except BaseException:
-                    await _quietly(session.logout())
-                    raise
+                session = await self._establish_and_store(prov)
                 owner = _Owner(self, login, prov.account, prov.server_id, session)
                 self._owners[login] = owner
                 self._needs_reauth.discard(login)
@@ -617,15 +636,20 @@ class SessionManager:
             # Different credentials (or another MX): a fresh MX login is the only judge. The live
             # session (if any) is untouched unless the new login succeeds.
             async with owner.connect_lock:
-                session = await self._establish(prov.account)
-                try:
-                    await self._store_user(prov)
-                except BaseException:
-                    await _quietly(session.logout())
-                    raise
+                session = await self._establish_and_store(prov)
                 await owner.adopt(session, prov.account, prov.server_id)
             log.info("credentials of %s changed; verified by a fresh mx login", login)
             return owner.view(session)
+
+    async def _establish_and_store(self, prov: ProvisionedAccount) -> MXSession:
+        """A fresh MX session for ``prov``, its user stored; logged out again if storing fails."""
+        session = await self._establish(prov.account)
+        try:
+            await self._store_user(prov)
+        except BaseException:
+            await _quietly(session.logout())
+            raise
+        return session
 
     async def _establish(self, account: MXAccount) -> MXSession:
         """Log in and start the monitor; a session whose monitor fails is closed and not used."""
@@ -781,7 +805,7 @@ class SessionManager:
         key = (account.address, info.server_id)
         cache = self._directories.get(key)
         if cache is None:
-            cache = self._directories[key] = DirectoryCache(self.options.directory_ttl)
+            cache = self._directories[key] = DirectoryCache(self.options.directory_ttl, copy=list)
         return cache
 
     def invalidate_directory(self, host: str | None = None) -> None:

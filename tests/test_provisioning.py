@@ -49,6 +49,7 @@ class Canned:
     status: int = 200
     body: bytes = b""
     delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,10 +80,11 @@ async def peer_server() -> AsyncIterator[ProvisioningPeer]:
             return Response(b'{"error":"not found"}', status_code=404, media_type="application/json")
         if canned.delay:
             await asyncio.sleep(canned.delay)
-        return Response(canned.body, status_code=canned.status, media_type="application/json")
+        return Response(canned.body, status_code=canned.status, media_type="application/json",
+                        headers=canned.headers)
 
     app = Starlette(routes=[Route("/{name}", handle)])
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -128,6 +130,22 @@ async def test_ok_response_gives_account_and_sends_basic_credentials(peer: Provi
     headers = peer.requests[-1]
     assert headers["user-agent"] == "MXProxy/2.3"
     assert headers["authorization"] == "Basic " + base64.b64encode(b"dmitrys@xyzrd.com:pa:ss").decode()
+
+
+async def test_redirects_are_followed_like_gos_http_client(peer: ProvisioningPeer) -> None:
+    url = peer.serve_json("config", {"MX": GOOD_MX})
+    peer.routes["old"] = Canned(308, b"", headers={"Location": url})
+    acct = await provision(f"{peer.base}/old")
+    assert acct.login == "dmitrys"
+    # same origin: the user's credentials go along to the new location
+    assert peer.requests[-1]["authorization"].startswith("Basic ")
+
+
+async def test_a_redirect_loop_is_a_bad_gateway_not_a_hang(peer: ProvisioningPeer) -> None:
+    peer.routes["loop"] = Canned(302, b"", headers={"Location": f"{peer.base}/loop"})
+    with pytest.raises(ProvisioningError) as err:
+        await provision(f"{peer.base}/loop")
+    assert err.value.status == 502
 
 
 async def test_bearer_token_is_passed_through_unchanged(peer: ProvisioningPeer) -> None:
@@ -199,7 +217,7 @@ async def test_slow_provisioning_is_504(peer: ProvisioningPeer) -> None:
 
 
 async def test_connection_refused_is_503() -> None:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now

@@ -397,3 +397,28 @@ async def test_config_errors_exit_2_naming_the_key(tmp_path: Path, admin: str, e
     finally:
         await proc.kill()
     assert message in proc.stderr
+
+
+async def test_accepted_connections_have_nagle_off() -> None:
+    """asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP; without it every
+    response written as head + body waited ~40 ms for a delayed ACK (368 → 9 000 req/s)."""
+    import socket
+
+    from mxproxy.server import bind_socket
+
+    sock = bind_socket(Listen("127.0.0.1", 0))
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = writer.get_extra_info("socket")
+        accepted.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        assert await asyncio.wait_for(accepted, 5) != 0
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -355,6 +355,41 @@ async def test_start_resumes_stored_users_concurrently_despite_failures(
     assert bob is not None and bob.needs_reauth
 
 
+async def test_resume_runs_at_most_resume_concurrency_logins_at_once(
+    sim: Simulator, store: Store, make_manager: Factory
+) -> None:
+    host = f"127.0.0.1:{sim.port}"
+    for i in range(MANY):
+        await store.put_user(UserRecord(login=f"user{i}", host=host, mx_login=f"user{i}", password=f"pw{i}"))
+    sim.set_delay(0.1, command="loginRequest")
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            pending = [s for s in sim.sessions() if s.active and not s.logged_in and "loginRequest" in s.commands]
+            peak = max(peak, len(pending))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    manager = make_manager(resume_concurrency=3)
+    try:
+        await manager.start()
+    finally:
+        watcher.cancel()
+    sim.set_delay(0)
+    assert manager.live_logins() == sorted(f"user{i}" for i in range(MANY))
+    assert 1 < peak <= 3, peak
+
+
+async def test_backoff_doubles_up_to_the_cap_and_jitter_only_shortens_it(make_manager: Factory) -> None:
+    manager = make_manager(reconnect_min=1.0, reconnect_max=8.0, jitter=0.2)
+    for failures, base in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (4, 8.0), (50, 8.0)]:
+        delays = {manager._backoff(failures) for _ in range(50)}
+        assert all(base * 0.8 <= d <= base for d in delays), (failures, sorted(delays))
+        assert len(delays) > 1, "no jitter: every user would retry in lockstep"
+
+
 async def test_stop_logs_out_every_session(sim: Simulator, make_manager: Factory) -> None:
     manager = make_manager()
     await manager.sign_in(account(sim, "alice", "pw-a"))
@@ -400,12 +435,41 @@ async def test_options_come_from_the_mx_table_and_bad_values_name_the_key() -> N
     from mxproxy.config import ConfigError
 
     config = parse_config({"apps": {"a": "b"}, "mx": {"reconnectMin": "500ms", "reconnectMax": "5s",
-                                                      "forcedLogoutDelay": "10m", "resumeConcurrency": 7}})
+                                                      "forcedLogoutDelay": "10m", "resumeConcurrency": 7,
+                                                      "callLogTTL": "45s"}})
     options = SessionOptions.from_config(config)
     assert (options.reconnect_min, options.reconnect_max, options.forced_logout_delay,
-            options.resume_concurrency) == (0.5, 5.0, 600.0, 7)
+            options.resume_concurrency, options.call_log_ttl) == (0.5, 5.0, 600.0, 7, 45.0)
+    assert SessionOptions.from_config(parse_config({"apps": {"a": "b"}})).call_log_ttl == 30.0
     for mx, key in [({"reconnectMin": "soon"}, "mx.reconnectMin"), ({"resumeConcurrency": 0}, "mx.resumeConcurrency"),
                     ({"reconnectMin": "10s", "reconnectMax": "1s"}, "mx.reconnectMax")]:
         with pytest.raises(ConfigError) as err:
             SessionOptions.from_config(parse_config({"apps": {"a": "b"}, "mx": mx}))
         assert str(err.value).startswith(key + ":")
+
+
+async def test_call_log_is_cached_per_user_until_the_session_reconnects(
+    sim: Simulator, make_manager: Factory
+) -> None:
+    manager = make_manager(call_log_ttl=60.0)
+    alice = await manager.sign_in(account(sim, "alice", "pw-a"))
+    sim.fixture.set_call_log("alice", 3)
+    assert len(await alice.call_log()) == 3
+    sim.fixture.set_call_log("alice", 5)  # a change the proxy heard nothing about
+    assert len(await alice.call_log()) == 3  # served from the cache
+    assert alice.call_log_cache.fetches == 1
+    await sim.drop_session("alice")  # while it is down, calls may end unseen
+    await eventually(lambda: manager.stats.reconnects == 1 and manager.state("alice") == "live", "reconnected")
+    assert len(await manager.get("alice").call_log()) == 5
+    assert alice.call_log_cache.fetches == 2  # the cache is the user's, across sessions
+
+
+async def test_a_hang_up_event_drops_the_cached_call_log(sim: Simulator, make_manager: Factory) -> None:
+    manager = make_manager(call_log_ttl=60.0)
+    alice = await manager.sign_in(account(sim, "alice", "pw-a"))
+    await alice.call_log()
+    call_id = await sim.incoming_call(to_ext="201", from_number="3044", from_name="Peter Hyde")
+    await eventually(lambda: alice.calls.get(call_id) is not None, "Delivered seen")
+    assert alice.call_log_cache.cached(None)  # ringing changes nothing in the log
+    await sim.hangup(call_id, by="3044")
+    await eventually(lambda: not alice.call_log_cache.cached(None), "ConnectionCleared dropped the cached log")

@@ -89,7 +89,52 @@ def _answers_identities(provisioner: object) -> bool:
     return type(provisioner).by_identity is not Provisioner.by_identity
 
 
+def login_result(exc: BaseException | None) -> str:
+    """The ``logins{result}`` label of a sign-in outcome; a small fixed set for dashboards:
+    ``ok``, ``bad_client`` (app credentials / grant), ``bad_credentials`` (user refused by
+    provisioning, Azure or the MX), ``timeout`` (MX did not answer), ``unavailable`` (provisioning,
+    Azure keys or the MX unreachable), ``error`` (anything else)."""
+    from mxproxy.auth.errors import AuthError, AzureUnavailable, Forbidden, Unauthorized
+    from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout
+    from mxproxy.provisioning import ProvisioningError
+    from mxproxy.sessions import SessionUnavailable
+
+    if exc is None:
+        return "ok"
+    if isinstance(exc, ApiError):
+        return "bad_client" if exc.status in (401, 403) else "error"
+    if isinstance(exc, AzureUnavailable):
+        return "unavailable"
+    if isinstance(exc, (Unauthorized, Forbidden)):
+        return "bad_client"
+    if isinstance(exc, AuthError):
+        return "bad_credentials"
+    if isinstance(exc, ProvisioningError):
+        return "bad_credentials" if exc.status in (401, 403, 404) else "unavailable"
+    if isinstance(exc, MXLoginFailed):
+        return "bad_credentials"
+    if isinstance(exc, MXTimeout):
+        return "timeout"
+    if isinstance(exc, (MXError, SessionUnavailable, OSError)):
+        return "unavailable"
+    return "error"
+
+
 async def sign_in(request: Request) -> Response:
+    """``POST /auth``; every outcome is counted in ``logins{result}`` when metrics are on."""
+    metrics = context(request).metrics
+    try:
+        response = await _sign_in(request)
+    except Exception as exc:
+        if metrics is not None:
+            metrics.logins.labels(login_result(exc)).inc()
+        raise
+    if metrics is not None:
+        metrics.logins.labels(login_result(None)).inc()
+    return response
+
+
+async def _sign_in(request: Request) -> Response:
     header = request.headers.get("authorization", "")
     if header.startswith("Bearer ") and header[7:].strip():
         prov = await _provision_bearer(request, header[7:].strip())

@@ -62,7 +62,7 @@ def _check_assigned(requested: str, got: str) -> None:
 async def call_log(request: Request) -> Response:
     session = await current_session(request)
     since = parse_timestamp(request.query_params.get("timestamp"))
-    entries = await session.mx.call_log(since)
+    entries = await session.call_log(since)
     return json_response({"callLog": call_log_json(entries)})
 
 
@@ -140,6 +140,7 @@ async def transfer_call(request: Request, call_id: int) -> Response:
     session = await current_session(request)
     device = body.get("device") or session.info.extension
     await session.mx.transfer_call(call_id, device, to)
+    session.call_log_changed()
     return json_response({"transfer": {"callId": call_id, "device": device, "to": to}})
 
 
@@ -151,6 +152,7 @@ def _device(request: Request, default: str) -> str:
 async def clear_call(request: Request, call_id: int) -> Response:
     session = await current_session(request)
     event = await session.mx.clear_connection(call_id, _device(request, session.info.extension))
+    session.call_log_changed()
     return json_response({"connectionCleared": _call_event(event)})
 
 
@@ -221,4 +223,5 @@ async def conference_from_call(request: Request) -> Response:
     owner_call_id = body.get("ownerCallId") or call_id
     session = await current_session(request)
     await session.mx.conference_from_call(call_id, owner_call_id)
+    session.call_log_changed()
     return no_content()

@@ -101,7 +101,9 @@ def response_for(exc: BaseException) -> Response:
         return error_response(status, _message(exc, "forbidden"))
     if isinstance(exc, ProvisioningError):
         status = int(getattr(exc, "status", 502) or 502)
-        return error_response(status, getattr(exc, "message", "") or _message(exc, "provisioning failed"))
+        # a passed-through 401 gets the challenge HTTP requires (the original sent none, §9.23)
+        return error_response(status, getattr(exc, "message", "") or _message(exc, "provisioning failed"),
+                              BASIC_CHALLENGE if status == 401 else None)
     if isinstance(exc, MXError):
         return _mx_error_response(exc)
     if isinstance(exc, StoreError):

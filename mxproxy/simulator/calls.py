@@ -181,19 +181,20 @@ class CallModel:
         return call
 
     def hold(self, call_id: int, device: str) -> Call:
-        call = self.get(call_id)
-        party = self._party(call, device)
-        party.state = "held"
-        c = call
-        self.emit(call.devices(), lambda x: msg.held(x, c.call_id, c.global_id, holding=device))
-        return call
+        return self._set_state(
+            call_id, device, "held", lambda x, c: msg.held(x, c.call_id, c.global_id, holding=device)
+        )
 
     def retrieve(self, call_id: int, device: str) -> Call:
+        return self._set_state(
+            call_id, device, "connected", lambda x, c: msg.retrieved(x, c.call_id, c.global_id, retrieving=device)
+        )
+
+    def _set_state(self, call_id: int, device: str, state: str, event: Callable[[int, Call], str]) -> Call:
+        """``device``'s connection of the call goes to ``state``; every party hears ``event``."""
         call = self.get(call_id)
-        party = self._party(call, device)
-        party.state = "connected"
-        c = call
-        self.emit(call.devices(), lambda x: msg.retrieved(x, c.call_id, c.global_id, retrieving=device))
+        self._party(call, device).state = state
+        self.emit(call.devices(), lambda x: event(x, call))
         return call
 
     def deflect(self, call_id: int, device: str, new_destination: str) -> Call:

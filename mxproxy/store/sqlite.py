@@ -15,22 +15,24 @@ import secrets
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import aiosqlite
 
-from mxproxy.store import rows, validation
-from mxproxy.store.base import DeviceToken, InvalidRecord, SigningKey, Store, StoreError, UserRecord
+from mxproxy.store.base import StoreError
 from mxproxy.store.crypto import SecretBox, key_file_for, load_or_create_key_file, open_secret_box
 from mxproxy.store.migrations import migrate_sqlite
+from mxproxy.store.sql import SQLStore, Transaction
 
 log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore):
     """Users, device tokens and signing keys in a local SQLite file."""
+
+    _foreign_key_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str | Path, store_key: str | None = None, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
@@ -66,10 +68,6 @@ class SQLiteStore(Store):
         if conn is not None:
             async with self._lock:
                 await conn.close()
-
-    async def ping(self) -> None:
-        async with self._locked() as conn:
-            await conn.execute("SELECT 1")
 
     def _resolve_key(self) -> str:
         if self._store_key:
@@ -162,166 +160,35 @@ class SQLiteStore(Store):
                 raise
             await conn.execute("COMMIT")
 
-    def _secrets(self) -> SecretBox:
-        if self._box is None:
-            raise StoreError("the store is not open")
-        return self._box
-
-    async def _get_meta(self, name: str) -> str | None:
+    async def _one(self, sql: str, *params: Any) -> aiosqlite.Row | None:
         async with self._locked() as conn:
-            async with conn.execute("SELECT value FROM store_meta WHERE name = ?", (name,)) as cur:
-                row = await cur.fetchone()
-        return None if row is None else str(row[0])
+            return await _Statements(conn).one(sql, *params)
 
-    async def _add_meta(self, name: str, value: str) -> None:
-        async with self._write() as conn:
-            await conn.execute("INSERT INTO store_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, value))
-
-    async def _fetchall(self, sql: str, params: tuple[object, ...] = ()) -> list[aiosqlite.Row]:
+    async def _all(self, sql: str, *params: Any) -> list[aiosqlite.Row]:
         async with self._locked() as conn:
             async with conn.execute(sql, params) as cur:
                 return list(await cur.fetchall())
 
-    async def _fetchone(self, sql: str, params: tuple[object, ...] = ()) -> aiosqlite.Row | None:
-        async with self._locked() as conn:
-            async with conn.execute(sql, params) as cur:
-                return await cur.fetchone()
+    async def _run(self, sql: str, *params: Any) -> int:
+        async with self._transaction() as tx:
+            return await tx.run(sql, *params)
 
-    # users ---------------------------------------------------------------------------------
-    async def get_user(self, login: str) -> UserRecord | None:
-        validation.text("login", login)
-        row = await self._fetchone(f"SELECT {rows.USER_COLUMNS} FROM users WHERE login = ?", (login,))
-        return None if row is None else rows.user_from_row(self._secrets(), row)
-
-    async def put_user(self, user: UserRecord) -> None:
-        validation.user(user)
-        sealed = rows.seal_password(self._secrets(), user)
-        stamp = rows.now()
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
         async with self._write() as conn:
-            await conn.execute(
-                f"""INSERT INTO users ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (login) DO UPDATE SET host = excluded.host, mx_login = excluded.mx_login,
-                    password_enc = excluded.password_enc, needs_reauth = excluded.needs_reauth,
-                    updated_at = excluded.updated_at""",
-                (user.login, user.host, user.mx_login, sealed, int(user.needs_reauth),
-                 user.created_at or stamp, user.updated_at or stamp),
-            )
+            yield _Statements(conn)
 
-    async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
-        validation.text("login", login)
-        async with self._write() as conn:
-            cur = await conn.execute(
-                "UPDATE users SET needs_reauth = ?, updated_at = ? WHERE login = ?",
-                (int(bool(needs_reauth)), rows.now(), login),
-            )
-            return cur.rowcount > 0
 
-    async def delete_user(self, login: str) -> bool:
-        validation.text("login", login)
-        async with self._write() as conn:
-            await conn.execute("DELETE FROM device_tokens WHERE login = ?", (login,))
-            cur = await conn.execute("DELETE FROM users WHERE login = ?", (login,))
-            return cur.rowcount > 0
+class _Statements(Transaction):
+    """Statements on the store's one connection, which the caller holds the lock of."""
 
-    async def list_users(self) -> list[UserRecord]:
-        found = await self._fetchall(f"SELECT {rows.USER_COLUMNS} FROM users ORDER BY login")
-        box = self._secrets()
-        return [rows.user_from_row(box, row) for row in found]
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
 
-    # device tokens ---------------------------------------------------------------------------
-    async def put_token(self, token: DeviceToken) -> str | None:
-        validation.device_token(token)
-        key = (token.kind, token.topic, token.token)
-        stamp = token.created_at or rows.now()
-        async with self._write() as conn:
-            async with conn.execute(
-                "SELECT login FROM device_tokens WHERE kind = ? AND topic = ? AND token = ?", key
-            ) as cur:
-                row = await cur.fetchone()
-            try:
-                if row is None:
-                    await conn.execute(
-                        f"INSERT INTO device_tokens ({rows.TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*key, token.login, int(token.sandbox), stamp, token.last_result, token.last_result_at),
-                    )
-                    return None
-                if row["login"] == token.login:
-                    await conn.execute(
-                        "UPDATE device_tokens SET sandbox = ? WHERE kind = ? AND topic = ? AND token = ?",
-                        (int(token.sandbox), *key),
-                    )
-                    return None
-                await conn.execute(
-                    """UPDATE device_tokens SET login = ?, sandbox = ?, created_at = ?,
-                        last_result = NULL, last_result_at = NULL
-                    WHERE kind = ? AND topic = ? AND token = ?""",
-                    (token.login, int(token.sandbox), stamp, *key),
-                )
-                return str(row["login"])
-            except sqlite3.IntegrityError:
-                raise InvalidRecord(f"device token for {token.login!r}: that user is not stored") from None
+    async def one(self, sql: str, *params: Any) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, params) as cur:
+            return await cur.fetchone()
 
-    async def get_token(self, kind: str, topic: str, token: str) -> DeviceToken | None:
-        key = validation.token_key(kind, topic, token)
-        row = await self._fetchone(
-            f"SELECT {rows.TOKEN_COLUMNS} FROM device_tokens WHERE kind = ? AND topic = ? AND token = ?", key
-        )
-        return None if row is None else rows.token_from_row(row)
-
-    async def delete_token(self, kind: str, topic: str, token: str, login: str | None = None) -> bool:
-        key = validation.token_key(kind, topic, token)
-        async with self._write() as conn:
-            if login is None:
-                cur = await conn.execute("DELETE FROM device_tokens WHERE kind = ? AND topic = ? AND token = ?", key)
-            else:
-                validation.text("login", login)
-                cur = await conn.execute(
-                    "DELETE FROM device_tokens WHERE kind = ? AND topic = ? AND token = ? AND login = ?", (*key, login)
-                )
-            return cur.rowcount > 0
-
-    async def tokens_for_user(self, login: str) -> list[DeviceToken]:
-        validation.text("login", login)
-        found = await self._fetchall(
-            f"SELECT {rows.TOKEN_COLUMNS} FROM device_tokens WHERE login = ? ORDER BY created_at, kind, topic, token",
-            (login,),
-        )
-        return [rows.token_from_row(row) for row in found]
-
-    async def list_tokens(self) -> list[DeviceToken]:
-        found = await self._fetchall(
-            f"SELECT {rows.TOKEN_COLUMNS} FROM device_tokens ORDER BY login, created_at, kind, topic, token"
-        )
-        return [rows.token_from_row(row) for row in found]
-
-    async def set_token_result(self, kind: str, topic: str, token: str, result: str, at: float) -> None:
-        key = validation.token_key(kind, topic, token)
-        validation.text("result", result, allow_empty=True)
-        validation.timestamp("at", at)
-        async with self._write() as conn:
-            await conn.execute(
-                "UPDATE device_tokens SET last_result = ?, last_result_at = ? WHERE kind = ? AND topic = ? AND token = ?",
-                (result, float(at), *key),
-            )
-
-    # signing keys ----------------------------------------------------------------------------
-    async def put_signing_key(self, key: SigningKey) -> None:
-        validation.signing_key(key)
-        sealed = rows.seal_private_key(self._secrets(), key)
-        async with self._write() as conn:
-            await conn.execute(
-                f"""INSERT INTO signing_keys ({rows.KEY_COLUMNS}) VALUES (?, ?, ?)
-                ON CONFLICT (kid) DO UPDATE SET private_pem_enc = excluded.private_pem_enc,
-                    created_at = excluded.created_at""",
-                (key.kid, sealed, key.created_at or rows.now()),
-            )
-
-    async def list_signing_keys(self) -> list[SigningKey]:
-        found = await self._fetchall(f"SELECT {rows.KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid")
-        box = self._secrets()
-        return [rows.key_from_row(box, row) for row in found]
-
-    async def delete_signing_key(self, kid: str) -> None:
-        validation.text("kid", kid)
-        async with self._write() as conn:
-            await conn.execute("DELETE FROM signing_keys WHERE kid = ?", (kid,))
+    async def run(self, sql: str, *params: Any) -> int:
+        async with self._conn.execute(sql, params) as cur:
+            return cur.rowcount

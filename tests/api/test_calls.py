@@ -22,6 +22,21 @@ async def _wait_call_info(api: ApiHarness, token: str, call_id: int) -> dict:
 # --- call log -------------------------------------------------------------------------------------
 
 
+def _login_of(api: ApiHarness) -> str:
+    """The MX login of the README's signed-in user (dmitrys)."""
+    return next(u.login for u in api.sim.fixture.users if u.ext == DEMO_EXT)
+
+
+def _mx_queries(api: ApiHarness) -> int:
+    """``iq`` commands (the call-log query is one) the simulator got from the user, all sessions."""
+    login = _login_of(api)
+    return sum(info.commands.count("iq") for info in api.sim.sessions() if info.login == login)
+
+
+def _record_ids(r: object) -> list[int]:
+    return [item["record_id"] for item in r.json()["callLog"]]  # type: ignore[attr-defined]
+
+
 async def test_call_log_has_the_readme_keys(api: ApiHarness, token: str) -> None:
     r = await api.client.get("/calls", headers=api.bearer(token))
     assert r.status_code == 200
@@ -195,3 +210,59 @@ async def test_dropped_mx_session_is_503_with_retry_after(api: ApiHarness, token
     r = await api.client.get("/services", headers=api.bearer(token))
     assert r.status_code == 503, r.text
     assert int(r.headers["retry-after"]) >= 1
+
+
+# --- call-log cache ---------------------------------------------------------------------------------
+
+
+async def test_second_call_log_request_is_served_without_asking_the_mx(api: ApiHarness, token: str) -> None:
+    first = await api.client.get("/calls", headers=api.bearer(token))
+    queries = _mx_queries(api)
+    second = await api.client.get("/calls", headers=api.bearer(token))
+    assert second.status_code == 200 and second.json() == first.json()
+    assert _mx_queries(api) == queries
+    # another ``timestamp`` is another query, cached on its own
+    await api.client.get("/calls", params={"timestamp": "1504522727"}, headers=api.bearer(token))
+    assert _mx_queries(api) == queries + 1
+    assert api.ctx.sessions.get(_login_of(api)).call_log_cache.fetches == 2
+
+
+async def test_concurrent_call_log_requests_share_one_mx_query(api: ApiHarness, token: str) -> None:
+    api.sim.set_delay(0.3, "iq")  # the MX is slow: every request arrives while the query runs
+    queries = _mx_queries(api)
+    answers = await asyncio.gather(*(api.client.get("/calls", headers=api.bearer(token)) for _ in range(6)))
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.text for r in answers}) == 1
+    assert _mx_queries(api) == queries + 1
+
+
+async def test_a_finished_call_refreshes_the_call_log(api: ApiHarness, token: str) -> None:
+    login = _login_of(api)
+    before = _record_ids(await api.client.get("/calls", headers=api.bearer(token)))
+    call_id = await api.sim.incoming_call(to_ext=DEMO_EXT, from_number="+15125550100", from_name="Outside")
+    await _wait_call_info(api, token, call_id)
+    assert _record_ids(await api.client.get("/calls", headers=api.bearer(token))) == before  # still cached
+    # the MX writes the call's record when it ends (the simulator's log is fixture data: add it)
+    old_log = list(api.sim.fixture.call_logs[login])
+    new = api.sim.fixture.set_call_log(login, 1, first_record_id=max(before) + 1, start_time=1_700_000_000)[0]
+    api.sim.fixture.call_logs[login] = [*old_log, new]
+    await api.sim.hangup(call_id)
+    session = api.ctx.sessions.get(login)
+    for _ in range(200):  # until the owner consumed ConnectionCleared
+        if session.calls.get(call_id) is None:
+            break
+        await asyncio.sleep(0.02)
+    after = _record_ids(await api.client.get("/calls", headers=api.bearer(token)))
+    assert after[-1] == new.record_id and len(after) == len(before) + 1
+
+
+async def test_hanging_up_through_the_api_refreshes_the_call_log_at_once(api: ApiHarness, token: str) -> None:
+    login = _login_of(api)
+    await api.client.get("/calls", headers=api.bearer(token))
+    call_id = await api.sim.incoming_call(to_ext=DEMO_EXT, from_number="+15125550100", from_name="Outside")
+    await _wait_call_info(api, token, call_id)
+    assert api.ctx.sessions.get(login).call_log_cache.cached(None)
+    r = await api.client.delete(f"/calls/{call_id}", headers=api.bearer(token))
+    assert r.status_code == 200
+    # no waiting for the event: the DELETE itself dropped the cached log
+    assert not api.ctx.sessions.get(login).call_log_cache.cached(None)

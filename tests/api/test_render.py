@@ -50,3 +50,33 @@ def test_service_and_voicemail_shapes() -> None:
 def test_conference_keeps_capital_id_and_numeric_owner() -> None:
     out = conference_json(Conference(conf_id="5", owner_id=BIG, name="c"))
     assert list(out)[:2] == ["Id", "ownerId"] and out["ownerId"] == BIG and "description" not in out
+
+
+def _stdlib(data: object) -> bytes:
+    import json
+
+    return (json.dumps(data, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def test_fast_dumps_writes_exactly_what_the_standard_library_writes() -> None:
+    shapes: list[object] = [
+        {}, [], "", 0, -1, True, False, None, BIG, 2**63 - 1, -(2**63), 2**70,
+        {"a": {}, "b": [], "c": [[], {}], "d": [1, [2, [3]]], "e": None},
+        {"text": 'quote " backslash \\ newline \n tab \t nul \x00 del \x7f', "ünï": "кириллица ✓ 😀"},
+        ("tuple", 1), [{"x": True, "y": False}, {"z": [None]}],
+        {"contacts": [contact_json(Contact(jid=BIG + i, first_name=f"P{i}", ext=str(3000 + i))) for i in range(5)]},
+    ]
+    for data in shapes:
+        assert dumps(data) == _stdlib(data), data
+
+
+def test_dumps_leaves_floats_and_non_string_keys_to_the_standard_library() -> None:
+    for data in [{"f": 1.5, "n": float("nan")}, {1: "int key", None: "none key"}, [0.1, -0.0]]:
+        assert dumps(data) == _stdlib(data)
+
+
+def test_dumps_refuses_unknown_types_like_the_standard_library() -> None:
+    import pytest
+
+    with pytest.raises(TypeError):
+        dumps({"x": object()})

@@ -39,14 +39,12 @@ def clock() -> FakeClock:
 StoreFactory = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture
-async def open_store(tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """Opens stores on one SQLite file: each call is a separate connection, as a restarted
-    process or a second instance would have."""
+async def _opening(make: Callable[[], Store]) -> AsyncIterator[StoreFactory]:
+    """A factory that opens a new store from ``make`` per call; all are closed afterwards."""
     opened: list[Store] = []
 
     async def factory() -> Store:
-        store = create_store(str(tmp_path / "t.db"), "test-key")
+        store = make()
         await store.open()
         opened.append(store)
         return store
@@ -54,6 +52,14 @@ async def open_store(tmp_path: Path) -> AsyncIterator[StoreFactory]:
     yield factory
     for store in opened:
         await store.close()
+
+
+@pytest.fixture
+async def open_store(tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores on one SQLite file: each call is a separate connection, as a restarted
+    process or a second instance would have."""
+    async for factory in _opening(lambda: create_store(str(tmp_path / "t.db"), "test-key")):
+        yield factory
 
 
 @pytest.fixture
@@ -64,24 +70,14 @@ async def store(open_store: StoreFactory) -> Store:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Like ``open_store``, on each backend several proxy instances may share."""
-    dsn = postgres_dsn() if request.param == "postgres" else ""
-    schema = f"mxproxy_auth_test_{secrets.token_hex(6)}"
-    opened: list[Store] = []
-
-    async def factory() -> Store:
-        if request.param == "sqlite":
-            store: Store = create_store(str(tmp_path / "t.db"), "test-key")
-        else:
-            store = PostgresStore(dsn, "test-key", schema=schema, min_size=1, max_size=3)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield factory
-    for store in opened:
-        await store.close()
     if request.param == "sqlite":
+        async for factory in _opening(lambda: create_store(str(tmp_path / "t.db"), "test-key")):
+            yield factory
         return
+    dsn = postgres_dsn()
+    schema = f"mxproxy_auth_test_{secrets.token_hex(6)}"
+    async for factory in _opening(lambda: PostgresStore(dsn, "test-key", schema=schema, min_size=1, max_size=3)):
+        yield factory
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

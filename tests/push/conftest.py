@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
 
 from mxproxy.config import Config, parse_config
+from mxproxy.push.results import PushKind, PushResult, Sender
+from mxproxy.store.base import DeviceToken
 from tests.push.apns_server import LocalAPNs
 from tests.push.certs import TestCA, make_ca, make_push_p12, make_server_cert
 
@@ -45,3 +48,16 @@ def push_config(base_dir: Path, *, voip: dict[str, Any] | None = None, push: dic
 
 def ca_of(pki: dict[str, Any]) -> TestCA:
     return pki["ca"]
+
+
+def soon(seconds: float = 5.0) -> float:
+    """A send deadline ``seconds`` from now."""
+    return time.monotonic() + seconds
+
+
+async def send_once(sender: Sender, device: DeviceToken, payload: dict[str, Any], kind: PushKind) -> PushResult:
+    """One push through a sender made for this test alone, closed afterwards."""
+    try:
+        return await sender.send(device, payload, kind, deadline=soon())
+    finally:
+        await sender.aclose()

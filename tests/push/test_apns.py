@@ -17,7 +17,7 @@ from mxproxy.push.certificates import CredentialError, load_p12
 from mxproxy.store.base import DeviceToken
 from tests.push.apns_server import LocalAPNs
 from tests.push.certs import make_p8, make_push_p12
-from tests.push.conftest import BUNDLE, push_config
+from tests.push.conftest import BUNDLE, push_config, send_once, soon
 
 PAYLOAD = {"type": "Delivered", "callId": 21, "deviceId": "3095", "callingDevice": "Tom & <Jerry>", "timestamp": 1700000000}
 
@@ -40,16 +40,9 @@ def token(value: str, *, sandbox: bool = False, topic: str = BUNDLE) -> DeviceTo
     return DeviceToken(kind="apn", topic=topic, token=value, login="alice", sandbox=sandbox)
 
 
-def soon(seconds: float = 5.0) -> float:
-    return time.monotonic() + seconds
-
-
 async def test_voip_push_has_apple_headers_and_the_compact_event_json(pki, apns):
     sender = sender_for(pki, apns)
-    try:
-        result = await sender.send(token("ok-0001"), PAYLOAD, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-0001"), PAYLOAD, "voip")
     assert result.ok and not result.final and result.http_status == 200
     [req] = apns.requests
     assert req.path == "/3/device/ok-0001"
@@ -70,16 +63,10 @@ async def test_voip_push_has_apple_headers_and_the_compact_event_json(pki, apns)
 async def test_alert_push_uses_the_bare_bundle_topic_and_a_long_expiration(pki, apns):
     sender = sender_for(pki, apns)
     payload = {"aps": {"alert": {"title": "New voicemail"}}, "type": "MailIncoming"}
-    try:
-        result = await sender.send(token("ok-0002", topic=f"{BUNDLE}.voip"), payload, "alert", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-0002", topic=f"{BUNDLE}.voip"), payload, "alert")
     assert result.status == results.NO_CREDENTIALS  # the certificate registers the bare bundle only
     sender = sender_for(pki, apns)
-    try:
-        result = await sender.send(token("ok-0002"), payload, "alert", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-0002"), payload, "alert")
     assert result.ok
     [req] = apns.requests
     assert req.headers["apns-push-type"] == "alert"
@@ -182,10 +169,7 @@ async def test_payload_over_the_limit_is_never_sent(pki, apns):
 )
 async def test_each_apns_verdict_is_classified(pki, apns, value, status, reason, final, http_status):
     sender = sender_for(pki, apns, push={"maxAttempts": 2})
-    try:
-        result = await sender.send(token(value), PAYLOAD, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token(value), PAYLOAD, "voip")
     assert (result.status, result.reason, result.final, result.http_status) == (status, reason, final, http_status)
     retried = status == results.UNAVAILABLE
     assert result.attempts == len(apns.requests) == (2 if retried else 1)
@@ -194,10 +178,7 @@ async def test_each_apns_verdict_is_classified(pki, apns, value, status, reason,
 @pytest.mark.parametrize("value", ["flaky500-1", "flaky429-1"])
 async def test_server_errors_and_throttling_are_retried_until_success(pki, apns, value):
     sender = sender_for(pki, apns)
-    try:
-        result = await sender.send(token(value), PAYLOAD, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token(value), PAYLOAD, "voip")
     assert result.ok and result.attempts == 2
     assert [r.token for r in apns.requests] == [value, value]
 
@@ -217,10 +198,7 @@ async def test_connection_refused_is_a_transport_failure_not_a_verdict(pki, apns
     port = apns.port
     await apns.stop()
     sender = sender_for(pki, apns, push={"maxAttempts": 2})
-    try:
-        result = await sender.send(token("ok-1"), PAYLOAD, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-1"), PAYLOAD, "voip")
     assert port and result.status == results.TRANSPORT and not result.final and result.attempts == 2
 
 
@@ -253,10 +231,7 @@ async def test_idle_connections_are_pinged_then_closed_after_apn_ttl(pki, apns):
 
 async def test_tokens_without_a_matching_credential_are_not_sent(pki, apns):
     sender = sender_for(pki, apns)
-    try:
-        result = await sender.send(token("ok-1", topic="com.other.app"), PAYLOAD, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-1", topic="com.other.app"), PAYLOAD, "voip")
     assert result.status == results.NO_CREDENTIALS and not result.final
     assert apns.requests == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -12,7 +11,7 @@ from mxproxy.push import results
 from mxproxy.push.fcm import FcmSender, data_payload, fcm_key, fcm_value
 from mxproxy.store.base import DeviceToken
 from tests.push.certs import make_service_account
-from tests.push.conftest import push_config
+from tests.push.conftest import push_config, send_once, soon
 from tests.push.fcm_server import LocalFCM
 
 APP = "com.example.phone"
@@ -49,10 +48,6 @@ def token(value: str, app: str = APP) -> DeviceToken:
     return DeviceToken(kind="fcm", topic=app, token=value, login="alice")
 
 
-def soon(seconds: float = 5.0) -> float:
-    return time.monotonic() + seconds
-
-
 async def test_voip_push_is_a_high_priority_data_message_with_string_values(tmp_path, fcm):
     sender = make_sender(tmp_path, fcm)
     try:
@@ -81,10 +76,7 @@ async def test_voip_push_is_a_high_priority_data_message_with_string_values(tmp_
 async def test_alert_push_carries_a_visible_notification(tmp_path, fcm):
     sender = make_sender(tmp_path, fcm)
     payload = {"aps": {"alert": {"title": "New voicemail", "body": "From Peter Hyde (3044)"}}, **MAIL}
-    try:
-        result = await sender.send(token("ok-1"), payload, "alert", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-1"), payload, "alert")
     assert result.ok
     message = fcm.sends[0].message
     assert message["notification"] == {"title": "New voicemail", "body": "From Peter Hyde (3044)"}
@@ -104,10 +96,7 @@ async def test_alert_push_carries_a_visible_notification(tmp_path, fcm):
 )
 async def test_each_fcm_verdict_is_classified(tmp_path, fcm, value, status, reason, final, http_status):
     sender = make_sender(tmp_path, fcm, push={"maxAttempts": 2})
-    try:
-        result = await sender.send(token(value), MAIL, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token(value), MAIL, "voip")
     assert (result.status, result.reason, result.final, result.http_status) == (status, reason, final, http_status)
     assert result.attempts == len(fcm.sends) == (2 if status == results.UNAVAILABLE else 1)
     if value.startswith("quota"):
@@ -117,10 +106,7 @@ async def test_each_fcm_verdict_is_classified(tmp_path, fcm, value, status, reas
 @pytest.mark.parametrize("value", ["flaky503-1", "flaky429-1"])
 async def test_unavailable_and_quota_are_retried_until_success(tmp_path, fcm, value):
     sender = make_sender(tmp_path, fcm)
-    try:
-        result = await sender.send(token(value), MAIL, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token(value), MAIL, "voip")
     assert result.ok and result.attempts == 2
 
 
@@ -135,10 +121,7 @@ async def test_a_silent_fcm_gives_a_timeout_result_within_the_deadline(tmp_path,
 
 async def test_unknown_app_has_no_credentials(tmp_path, fcm):
     sender = make_sender(tmp_path, fcm)
-    try:
-        result = await sender.send(token("ok-1", app="com.other"), MAIL, "voip", deadline=soon())
-    finally:
-        await sender.aclose()
+    result = await send_once(sender, token("ok-1", app="com.other"), MAIL, "voip")
     assert result.status == results.NO_CREDENTIALS and fcm.sends == []
 
 

@@ -1,0 +1,55 @@
+"""``create_admin_app``: the admin API served on 127.0.0.1:8043 by ``mxproxy serve``.
+
+Routes: the original's listings (``/apps``, ``/connections``, ``/tokens``, ``/users`` incl.
+``POST /users`` sign-out; README "Административный веб", spec §7.9) plus ``/sessions``,
+``/push`` (test push, dispatcher status), ``/healthz``, ``/readyz`` and ``/metrics``.
+Errors are the public API's JSON (``mxproxy.api.errors``); with ``[server] adminToken`` every
+route but ``/healthz`` needs ``Authorization: Bearer <token>`` (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from admin import health, listings, push
+from admin.auth import AdminAuthMiddleware
+from mxproxy.api.app import ServerHeaderMiddleware
+from mxproxy.api.errors import exception_handlers
+from mxproxy.api.observe import ObserveMiddleware
+
+if TYPE_CHECKING:
+    from mxproxy.api.context import ApiContext
+
+ROUTES: list[Route] = [
+    Route("/apps", listings.apps, methods=["GET"]),
+    Route("/connections", listings.connections, methods=["GET"]),
+    Route("/tokens", listings.tokens, methods=["GET"]),
+    Route("/users", listings.users, methods=["GET", "POST"]),
+    Route("/sessions", listings.sessions, methods=["GET"]),
+    Route("/push", push.push_route, methods=["GET", "POST"]),
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
+]
+
+
+def create_admin_app(ctx: "ApiContext", *, push: Any | None) -> Starlette:
+    """``push`` is the ``PushDispatcher`` (None when push is not configured: ``/push`` → 503)."""
+    middleware = [Middleware(ServerHeaderMiddleware)]
+    if ctx.metrics is not None:
+        # outside auth, so refused requests are counted too (as route "unmatched")
+        middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="admin"))
+    token = ctx.config.server.admin_token
+    if token:
+        middleware.append(Middleware(AdminAuthMiddleware, token=token))
+    app = Starlette(routes=list(ROUTES), middleware=middleware, exception_handlers=exception_handlers())
+    app.state.ctx = ctx
+    app.state.push = push
+    return app
+
+
+__all__ = ["ROUTES", "create_admin_app"]

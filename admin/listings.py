@@ -1,0 +1,104 @@
+"""The original's admin listings (README "Административный веб", spec §7.9) and user sign-out.
+
+Shapes are the original's, key for key: ``{"apps": {…}}``, ``{"connections": […]}``,
+``{"tokens": {"apn:topic[~]:token": login}}``, ``{"users": {login: {"host", "login",
+"password"}}}``, ``{"userLogout": login}``. Secrets never leave: client secrets and MX passwords
+are shown as ``xxxxx``, exactly as the README's example shows the password (docs/compat.md).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mxproxy.api.bodies import Field, read_fields
+from mxproxy.api.errors import ApiError
+from mxproxy.api.render import json_response
+
+if TYPE_CHECKING:
+    from mxproxy.api.context import ApiContext
+    from mxproxy.store.base import DeviceToken
+
+log = logging.getLogger("admin")
+
+#: What every secret looks like in an admin answer (the README's example password).
+MASK = "xxxxx"
+
+
+def context(request: Request) -> "ApiContext":
+    return request.app.state.ctx
+
+
+def token_key(token: "DeviceToken") -> str:
+    """``apn:<topic>[~]:<token>`` / ``fcm:<app>:<token>``: the original's bucket key (``~`` = sandbox)."""
+    topic = token.topic + ("~" if token.kind == "apn" and token.sandbox else "")
+    return f"{token.kind}:{topic}:{token.token}"
+
+
+async def apps(request: Request) -> Response:
+    """Client ids of ``[apps]``; the original returned the secrets too (spec §9.19)."""
+    ids = sorted(context(request).config.apps)
+    return json_response({"apps": {client_id: MASK for client_id in ids}})
+
+
+async def connections(request: Request) -> Response:
+    """Logins with a live MX session, sorted (``[]`` rather than the original's ``null``)."""
+    return json_response({"connections": context(request).sessions.live_logins()})
+
+
+async def tokens(request: Request) -> Response:
+    rows = await context(request).store.list_tokens()
+    return json_response({"tokens": {token_key(t): t.login for t in sorted(rows, key=token_key)}})
+
+
+async def list_users(request: Request) -> Response:
+    users = await context(request).store.list_users()
+    return json_response(
+        {
+            "users": {
+                u.login: {"host": u.host, "login": u.mx_login, "password": MASK}
+                for u in sorted(users, key=lambda u: u.login)
+            }
+        }
+    )
+
+
+async def logout_user(request: Request) -> Response:
+    """Close the user's MX session (``<logout/>``), delete them and their device tokens, and
+    forget their cached JWTs. 404 when no such user is stored (the session, if any, is closed
+    anyway, as the original did)."""
+    fields = await read_fields(request, [Field("login")])
+    login = fields.get("login", "").strip()
+    if not login:
+        raise ApiError(400, 'missing "login"')
+    ctx = context(request)
+    existed = await ctx.sessions.logout(login)
+    forgotten = ctx.tokens.forget_subject(login)
+    if inspect.isawaitable(forgotten):
+        await forgotten
+    if not existed:
+        raise ApiError(404, "not found")
+    log.info("admin: user %s signed out", login)
+    return json_response({"userLogout": login})
+
+
+async def users(request: Request) -> Response:
+    if request.method == "POST":
+        return await logout_user(request)
+    return await list_users(request)
+
+
+async def sessions(request: Request) -> Response:
+    """Every MX session the process holds, with its state (live, reconnecting, …) and last error.
+    An addition: the original only listed live logins."""
+    manager = context(request).sessions
+    described: list[dict[str, Any]] = []
+    for login in manager.logins():
+        info = manager.describe(login)
+        if info is not None:
+            described.append(info)
+    return json_response({"sessions": described})

@@ -1,0 +1,216 @@
+"""The store contract implemented once over SQL, for both dialects.
+
+Validation, row mapping, sealing of secrets and the token-takeover rule live here; SQLite and
+PostgreSQL only say how to run a statement (``_one``, ``_all``, ``_run``, ``_transaction``) and
+name their tables. Statements use ``?`` placeholders; the PostgreSQL store turns them into
+``$1``, ``$2``, … (see ``dollar_params``).
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from contextlib import AbstractAsyncContextManager
+from functools import lru_cache
+from typing import Any
+
+from mxproxy.store import rows, validation
+from mxproxy.store.base import DeviceToken, InvalidRecord, SigningKey, Store, StoreError, UserRecord
+from mxproxy.store.crypto import SecretBox
+
+#: How often put_token retries when a concurrent registration of the same token won the insert.
+PUT_TOKEN_ATTEMPTS = 5
+
+TOKEN_KEY = "kind = ? AND topic = ? AND token = ?"
+
+
+@lru_cache(maxsize=256)
+def dollar_params(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1``, ``$2``, … (no statement here has a literal ``?``)."""
+    counter = iter(range(1, 1000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+class Transaction(abc.ABC):
+    """Statements inside one open transaction."""
+
+    @abc.abstractmethod
+    async def one(self, sql: str, *params: Any) -> rows.Row | None: ...
+
+    @abc.abstractmethod
+    async def run(self, sql: str, *params: Any) -> int:
+        """Execute; the number of rows touched."""
+
+
+class SQLStore(Store):
+    """Every Store operation, written once; subclasses supply the dialect's plumbing."""
+
+    #: Table names as the dialect spells them (PostgreSQL qualifies them with the schema).
+    _users = "users"
+    _tokens = "device_tokens"
+    _keys = "signing_keys"
+    _meta = "store_meta"
+    #: Appended to the SELECT that reads a token's owner before changing it.
+    _lock_row = ""
+    #: What the driver raises when a device token names a user that is not stored.
+    _foreign_key_errors: tuple[type[BaseException], ...] = ()
+
+    _box: SecretBox | None = None
+
+    # the dialect's plumbing ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def _one(self, sql: str, *params: Any) -> rows.Row | None: ...
+
+    @abc.abstractmethod
+    async def _all(self, sql: str, *params: Any) -> list[rows.Row]: ...
+
+    @abc.abstractmethod
+    async def _run(self, sql: str, *params: Any) -> int:
+        """Execute one write; the number of rows touched."""
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """One write transaction, rolled back on any error (including cancellation)."""
+
+    # shared plumbing ----------------------------------------------------------------------
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+    def _secrets(self) -> SecretBox:
+        if self._box is None:
+            raise StoreError("the store is not open")
+        return self._box
+
+    async def _get_meta(self, name: str) -> str | None:
+        row = await self._one(f"SELECT value FROM {self._meta} WHERE name = ?", name)
+        return None if row is None else str(row["value"])
+
+    async def _add_meta(self, name: str, value: str) -> None:
+        await self._run(
+            f"INSERT INTO {self._meta} (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, value
+        )
+
+    # users ---------------------------------------------------------------------------------
+    async def get_user(self, login: str) -> UserRecord | None:
+        validation.text("login", login)
+        row = await self._one(f"SELECT {rows.USER_COLUMNS} FROM {self._users} WHERE login = ?", login)
+        return None if row is None else rows.user_from_row(self._secrets(), row)
+
+    async def put_user(self, user: UserRecord) -> None:
+        validation.user(user)
+        sealed = rows.seal_password(self._secrets(), user)
+        stamp = rows.now()
+        await self._run(
+            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (login) DO UPDATE SET host = excluded.host, mx_login = excluded.mx_login,
+                password_enc = excluded.password_enc, needs_reauth = excluded.needs_reauth,
+                updated_at = excluded.updated_at""",
+            user.login, user.host, user.mx_login, sealed, bool(user.needs_reauth),
+            float(user.created_at or stamp), float(user.updated_at or stamp),
+        )
+
+    async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
+        validation.text("login", login)
+        touched = await self._run(
+            f"UPDATE {self._users} SET needs_reauth = ?, updated_at = ? WHERE login = ?",
+            bool(needs_reauth), rows.now(), login,
+        )
+        return touched > 0
+
+    async def delete_user(self, login: str) -> bool:
+        validation.text("login", login)
+        async with self._transaction() as tx:
+            await tx.run(f"DELETE FROM {self._tokens} WHERE login = ?", login)
+            return await tx.run(f"DELETE FROM {self._users} WHERE login = ?", login) > 0
+
+    async def list_users(self) -> list[UserRecord]:
+        found = await self._all(f"SELECT {rows.USER_COLUMNS} FROM {self._users} ORDER BY login")
+        box = self._secrets()
+        return [rows.user_from_row(box, row) for row in found]
+
+    # device tokens ---------------------------------------------------------------------------
+    async def put_token(self, token: DeviceToken) -> str | None:
+        validation.device_token(token)
+        key = (token.kind, token.topic, token.token)
+        stamp = float(token.created_at or rows.now())
+        # Lock the row if it exists; if it does not, insert without overwriting a concurrent
+        # insert and try again, so the previous owner is always reported.
+        for _ in range(PUT_TOKEN_ATTEMPTS):
+            async with self._transaction() as tx:
+                try:
+                    row = await tx.one(f"SELECT login FROM {self._tokens} WHERE {TOKEN_KEY}{self._lock_row}", *key)
+                    if row is None:
+                        inserted = await tx.run(
+                            f"""INSERT INTO {self._tokens} ({rows.TOKEN_COLUMNS})
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                            *key, token.login, token.sandbox, stamp, token.last_result, token.last_result_at,
+                        )
+                        if inserted == 1:
+                            return None
+                        continue
+                    if row["login"] == token.login:
+                        await tx.run(f"UPDATE {self._tokens} SET sandbox = ? WHERE {TOKEN_KEY}", token.sandbox, *key)
+                        return None
+                    await tx.run(
+                        f"""UPDATE {self._tokens} SET login = ?, sandbox = ?, created_at = ?,
+                            last_result = NULL, last_result_at = NULL WHERE {TOKEN_KEY}""",
+                        token.login, token.sandbox, stamp, *key,
+                    )
+                    return str(row["login"])
+                except self._foreign_key_errors:
+                    raise InvalidRecord(f"device token for {token.login!r}: that user is not stored") from None
+        raise StoreError("device token: registration kept racing with concurrent changes; try again")
+
+    async def get_token(self, kind: str, topic: str, token: str) -> DeviceToken | None:
+        key = validation.token_key(kind, topic, token)
+        row = await self._one(f"SELECT {rows.TOKEN_COLUMNS} FROM {self._tokens} WHERE {TOKEN_KEY}", *key)
+        return None if row is None else rows.token_from_row(row)
+
+    async def delete_token(self, kind: str, topic: str, token: str, login: str | None = None) -> bool:
+        key = validation.token_key(kind, topic, token)
+        if login is None:
+            return await self._run(f"DELETE FROM {self._tokens} WHERE {TOKEN_KEY}", *key) > 0
+        validation.text("login", login)
+        return await self._run(f"DELETE FROM {self._tokens} WHERE {TOKEN_KEY} AND login = ?", *key, login) > 0
+
+    async def tokens_for_user(self, login: str) -> list[DeviceToken]:
+        validation.text("login", login)
+        found = await self._all(
+            f"SELECT {rows.TOKEN_COLUMNS} FROM {self._tokens} WHERE login = ? ORDER BY created_at, kind, topic, token",
+            login,
+        )
+        return [rows.token_from_row(row) for row in found]
+
+    async def list_tokens(self) -> list[DeviceToken]:
+        found = await self._all(
+            f"SELECT {rows.TOKEN_COLUMNS} FROM {self._tokens} ORDER BY login, created_at, kind, topic, token"
+        )
+        return [rows.token_from_row(row) for row in found]
+
+    async def set_token_result(self, kind: str, topic: str, token: str, result: str, at: float) -> None:
+        key = validation.token_key(kind, topic, token)
+        validation.text("result", result, allow_empty=True)
+        validation.timestamp("at", at)
+        await self._run(
+            f"UPDATE {self._tokens} SET last_result = ?, last_result_at = ? WHERE {TOKEN_KEY}", result, float(at), *key
+        )
+
+    # signing keys ----------------------------------------------------------------------------
+    async def put_signing_key(self, key: SigningKey) -> None:
+        validation.signing_key(key)
+        sealed = rows.seal_private_key(self._secrets(), key)
+        await self._run(
+            f"""INSERT INTO {self._keys} ({rows.KEY_COLUMNS}) VALUES (?, ?, ?)
+            ON CONFLICT (kid) DO UPDATE SET private_pem_enc = excluded.private_pem_enc,
+                created_at = excluded.created_at""",
+            key.kid, sealed, float(key.created_at or rows.now()),
+        )
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        found = await self._all(f"SELECT {rows.KEY_COLUMNS} FROM {self._keys} ORDER BY created_at, kid")
+        box = self._secrets()
+        return [rows.key_from_row(box, row) for row in found]
+
+    async def delete_signing_key(self, kid: str) -> None:
+        validation.text("kid", kid)
+        await self._run(f"DELETE FROM {self._keys} WHERE kid = ?", kid)
