@@ -2,7 +2,12 @@
 
 import pytest
 
-from mxproxy.durations import DurationError, format_duration, parse_duration, parse_duration_ns
+from mxproxy.durations import (
+    DurationError,
+    format_duration,
+    parse_duration,
+    parse_duration_ns,
+)
 
 S = 1_000_000_000
 

@@ -302,7 +302,7 @@ async def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[n
 
 @pytest.fixture
 async def mx():  # type: ignore[no-untyped-def]
-    from mxproxy.simulator import Fixture, SimUser, Simulator
+    from mxproxy.simulator import Fixture, Simulator, SimUser
 
     fixture = Fixture(users=[SimUser(login="alice", password=MX_PASSWORD, ext="201", jid=1001, first_name="Alice")])
     sim = Simulator(fixture, host="127.0.0.1", port=0, control=None)

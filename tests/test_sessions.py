@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -20,9 +19,10 @@ from mxproxy.sessions import (
     SessionOptions,
     SessionUnavailable,
 )
-from mxproxy.simulator import Fixture, SimUser, Simulator
+from mxproxy.simulator import Fixture, Simulator, SimUser
 from mxproxy.store import create_store
 from mxproxy.store.base import DeviceToken, Store, UserRecord
+from tests.waiting import eventually
 
 MANY = 12  # users for the concurrent-resume test
 
@@ -34,21 +34,6 @@ def fast_options(**changes: Any) -> SessionOptions:
     )
     base.update(changes)
     return SessionOptions(**base)
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], what: str, limit: float = 10.0) -> None:
-    """Poll until ``check`` holds; the limit only bounds a broken run (no timing is asserted)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.01)
 
 
 def sim_fixture() -> Fixture:
@@ -320,6 +305,25 @@ async def test_logout_says_goodbye_and_deletes_user_and_tokens(
     assert await manager.logout("alice") is False
 
 
+async def peak_pending_logins(sim: Simulator, work: Awaitable[None]) -> int:
+    """Run ``work`` and return the most MX logins the simulator had waiting for an answer at once."""
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            pending = [s for s in sim.sessions() if s.active and not s.logged_in and "loginRequest" in s.commands]
+            peak = max(peak, len(pending))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await work
+    finally:
+        watcher.cancel()
+    return peak
+
+
 async def test_start_resumes_stored_users_concurrently_despite_failures(
     sim: Simulator, store: Store, make_manager: Factory
 ) -> None:
@@ -329,21 +333,8 @@ async def test_start_resumes_stored_users_concurrently_despite_failures(
     await store.put_user(UserRecord(login="bob", host=host, mx_login="bob", password="stale"))  # rejected
     await store.put_user(UserRecord(login="alice", host="127.0.0.1:1", mx_login="alice", password="pw-a"))  # down
     sim.set_delay(0.3, command="loginRequest")  # logins overlap only if they run concurrently
-    peak = 0
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            pending = [s for s in sim.sessions() if s.active and not s.logged_in and "loginRequest" in s.commands]
-            peak = max(peak, len(pending))
-            await asyncio.sleep(0.01)
-
-    watcher = asyncio.create_task(watch())
     manager = make_manager(resume_concurrency=100)
-    try:
-        await manager.start()
-    finally:
-        watcher.cancel()
+    peak = await peak_pending_logins(sim, manager.start())
     sim.set_delay(0)
     assert manager.live_logins() == sorted(f"user{i}" for i in range(MANY))
     assert peak > 1, "stored users were resumed one by one"
@@ -362,21 +353,8 @@ async def test_resume_runs_at_most_resume_concurrency_logins_at_once(
     for i in range(MANY):
         await store.put_user(UserRecord(login=f"user{i}", host=host, mx_login=f"user{i}", password=f"pw{i}"))
     sim.set_delay(0.1, command="loginRequest")
-    peak = 0
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            pending = [s for s in sim.sessions() if s.active and not s.logged_in and "loginRequest" in s.commands]
-            peak = max(peak, len(pending))
-            await asyncio.sleep(0.005)
-
-    watcher = asyncio.create_task(watch())
     manager = make_manager(resume_concurrency=3)
-    try:
-        await manager.start()
-    finally:
-        watcher.cancel()
+    peak = await peak_pending_logins(sim, manager.start())
     sim.set_delay(0)
     assert manager.live_logins() == sorted(f"user{i}" for i in range(MANY))
     assert 1 < peak <= 3, peak

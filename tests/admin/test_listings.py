@@ -13,7 +13,15 @@ import httpx
 import pytest
 
 from tests.admin.conftest import AdminHarness
-from tests.api.conftest import APN_TOPIC, CLIENT_ID, CLIENT_SECRET, DEMO_EXT, FCM_APP, README_PASSWORD, demo_user
+from tests.api.conftest import (
+    APN_TOPIC,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    DEMO_EXT,
+    FCM_APP,
+    README_PASSWORD,
+    demo_user,
+)
 
 # The README's examples, verbatim.
 README_USERS = json.loads("""

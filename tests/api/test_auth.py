@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from mxproxy.simulator import demo_fixture
-
 from tests.api.conftest import (
     CLIENT_ID,
     DEMO_EXT,

@@ -11,7 +11,13 @@ from mxproxy.api.render import (
     service_json,
     voicemail_json,
 )
-from mxproxy.connectors.base import CallLogEntry, Conference, Contact, Service, Voicemail
+from mxproxy.connectors.base import (
+    CallLogEntry,
+    Conference,
+    Contact,
+    Service,
+    Voicemail,
+)
 
 BIG = 43884851147406145  # > 2**53: a float would change it
 

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from mxproxy.simulator import demo_fixture
-
 from tests.api.conftest import DEMO_EXT, ApiHarness, serve
 from tests.api.readme_examples import README_VOICEMAILS
 

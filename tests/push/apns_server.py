@@ -33,7 +33,13 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import ConnectionTerminated, DataReceived, PingReceived, RequestReceived, StreamEnded
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    PingReceived,
+    RequestReceived,
+    StreamEnded,
+)
 from h2.exceptions import ProtocolError
 
 OUTCOMES: dict[str, tuple[int, str | None]] = {

@@ -12,9 +12,18 @@ from mxproxy.config import Config, parse_config
 from mxproxy.push.results import PushKind, PushResult, Sender
 from mxproxy.store.base import DeviceToken
 from tests.push.apns_server import LocalAPNs
-from tests.push.certs import TestCA, make_ca, make_push_p12, make_server_cert
+from tests.push.certs import (
+    TestCA,
+    make_ca,
+    make_push_p12,
+    make_server_cert,
+    make_service_account,
+)
+from tests.push.fcm_server import LocalFCM
 
 BUNDLE = "com.example.phone"
+APP = "com.example.phone"  # FCM app id
+PROJECT = "mx-test-project"  # Firebase project of the generated service account
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +45,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture
 async def apns(pki: dict[str, Any]) -> AsyncIterator[LocalAPNs]:
     server = await LocalAPNs(str(pki["server_cert"]), str(pki["server_key"]), client_ca=str(pki["ca_file"])).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def fcm(tmp_path: Path) -> AsyncIterator[LocalFCM]:
+    server = LocalFCM()
+    server.reserve_port()
+    key = make_service_account(tmp_path / "service-account.json", server.token_uri, PROJECT)
+    server.public_keys[f"push@{PROJECT}.iam.gserviceaccount.com"] = key.public_key()
+    await server.start()
     yield server
     await server.stop()
 

@@ -4,8 +4,6 @@ dispatcher built by ``create_dispatcher`` from a Config pointing the senders at 
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -23,28 +21,10 @@ from mxproxy.sessions import SessionManager, SessionOptions
 from mxproxy.store import create_store
 from mxproxy.store.base import DeviceToken, Store, UserRecord
 from tests.push.apns_server import LocalAPNs
-from tests.push.certs import make_service_account
-from tests.push.conftest import BUNDLE, push_config
+from tests.push.conftest import APP, BUNDLE, push_config
 from tests.push.fcm_server import LocalFCM
 
-APP = "com.example.phone"  # FCM app id
-PROJECT = "mx-test-project"
 USER, PASSWORD, EXT = "dmitrys", "78561", "3095"  # demo fixture (docs/simulator.md)
-
-
-async def eventually(check: Callable[[], Any], what: str, limit: float = 10.0) -> None:
-    """Poll until ``check`` holds; the limit only bounds a broken run (no timing is asserted)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        result = check()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.01)
 
 
 def apn(value: str, login: str = USER, *, sandbox: bool = False) -> DeviceToken:
@@ -53,17 +33,6 @@ def apn(value: str, login: str = USER, *, sandbox: bool = False) -> DeviceToken:
 
 def fcm_token(value: str, login: str = USER) -> DeviceToken:
     return DeviceToken(kind="fcm", topic=APP, token=value, login=login)
-
-
-@pytest.fixture
-async def fcm(tmp_path: Path) -> AsyncIterator[LocalFCM]:
-    server = LocalFCM()
-    server.reserve_port()
-    key = make_service_account(tmp_path / "service-account.json", server.token_uri, PROJECT)
-    server.public_keys[f"push@{PROJECT}.iam.gserviceaccount.com"] = key.public_key()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

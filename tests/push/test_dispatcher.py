@@ -12,19 +12,22 @@ from mxproxy.connectors.registry import create_connector
 from mxproxy.eventjson import PUSHED_TYPES
 from mxproxy.metrics import Metrics
 from mxproxy.push import results
-from mxproxy.push.dispatcher import DuplicateFilter, PruneGuard, create_dispatcher, sample_event
+from mxproxy.push.dispatcher import (
+    DuplicateFilter,
+    PruneGuard,
+    create_dispatcher,
+    sample_event,
+)
 from mxproxy.push.results import PushResult
 from mxproxy.sessions import SessionManager
 from mxproxy.store.base import DeviceToken
 from tests.push.certs import make_push_p12
-from tests.push.conftest import BUNDLE
+from tests.push.conftest import APP, BUNDLE
 from tests.push.dispatch_harness import (  # noqa: F401 - fixtures
-    APP,
     EXT,
     USER,
     apn,
     dispatcher_config,
-    fcm,
     fcm_token,
     make_rig,
     store,

@@ -14,12 +14,11 @@ from tests.push.dispatch_harness import (  # noqa: F401 - fixtures
     EXT,
     USER,
     apn,
-    eventually,
-    fcm,
     fcm_token,
     make_rig,
     store,
 )
+from tests.waiting import eventually
 
 
 async def ring(rig, to: str = EXT) -> int:

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from mxproxy.push import results
 from mxproxy.push.fcm import FcmSender, data_payload, fcm_key, fcm_value
 from mxproxy.store.base import DeviceToken
-from tests.push.certs import make_service_account
-from tests.push.conftest import push_config, send_once, soon
+from tests.push.conftest import APP, PROJECT, push_config, send_once, soon
 from tests.push.fcm_server import LocalFCM
 
-APP = "com.example.phone"
-PROJECT = "mx-test-project"
 MAIL = {
     "type": "MailIncoming", "from": "3044", "fromName": "Peter Hyde", "callerName": "Peter Hyde", "to": "3095",
     "ownerId": 43884851147406145, "ownerType": "user", "mailId": "117", "mediaType": "VoiceMail",
     "gcid": "63022-00-0000D-47A", "received": 1502565440, "duration": 7, "timestamp": 1700000000,
 }
-
-
-@pytest.fixture
-async def fcm(tmp_path: Path) -> AsyncIterator[LocalFCM]:
-    server = LocalFCM()
-    server.reserve_port()
-    key = make_service_account(tmp_path / "service-account.json", server.token_uri, PROJECT)
-    server.public_keys[f"push@{PROJECT}.iam.gserviceaccount.com"] = key.public_key()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def make_sender(tmp_path: Path, fcm: LocalFCM, *, fcm_apps: dict[str, str] | None = None,

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from mxproxy.simulator import FixtureError, QuirkError, Quirks, demo_fixture, load_fixture
+from mxproxy.simulator import (
+    FixtureError,
+    QuirkError,
+    Quirks,
+    demo_fixture,
+    load_fixture,
+)
 from mxproxy.simulator.fixture import DEMO_FIXTURE_PATH
 
 
