@@ -260,7 +260,7 @@ class Demo:
                 "Make the MX ring the demo user (simulator control API)", "POST",
                 f"{self.simulator.control_url}/calls",
                 headers={"Content-Type": "application/json"},
-                body='{"to": "%s", "from": "3095", "fromName": "Peter Hyde"}' % ext,
+                body='{"to": "%s", "from": "3044", "fromName": "Peter Hyde"}' % ext,
             ))
         return requests
 

@@ -132,6 +132,11 @@ def _mx_error_response(exc: MXError) -> Response:
 
 
 async def handle_exception(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, MXTimeout):
+        ctx = getattr(request.app.state, "ctx", None)
+        metrics = getattr(ctx, "metrics", None)
+        if metrics is not None:
+            metrics.mx_timeouts.inc()
     return response_for(exc)
 
 

@@ -106,6 +106,16 @@ async def test_sign_in_failures_are_counted_by_result(admin: AdminHarness) -> No
     assert value(parsed, "mxproxy_logins_total", result="ok") is None
 
 
+async def test_an_mx_timeout_on_a_public_request_is_counted(admin: AdminHarness) -> None:
+    token = await admin.sign_in()
+    admin.api.sim.set_delay(3.0, command="GetServiceList")  # over the harness's 1 s response timeout
+    r = await admin.public.get("/services", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 504
+    parsed = samples((await admin.client.get("/metrics")).text)
+    assert value(parsed, "mxproxy_mx_timeouts_total") == 1
+    assert value(parsed, "mxproxy_http_requests_total", api="public", method="GET", route="/services", status="504") == 1
+
+
 async def test_metrics_is_404_json_when_metrics_are_off(admin: AdminHarness) -> None:
     admin.ctx.metrics = None
     r = await admin.client.get("/metrics")
