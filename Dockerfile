@@ -40,6 +40,9 @@ USER mxproxy
 VOLUME ["/config", "/db"]
 EXPOSE 8000
 
+# Liveness: the admin API's /healthz, asked from inside the container (loopback bind suffices).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["mxproxy", "healthcheck"]
+
 # logName in mxproxy.toml should point somewhere writable, e.g. "/db/mxproxy.log"; an unwritable
 # log file is reported and skipped (logs always go to stderr as well).
 ENTRYPOINT ["mxproxy"]

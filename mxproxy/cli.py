@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mx-port", type=int, default=7778, help="simulator CSTA port")
     demo.add_argument("--control", default="127.0.0.1:7780", help="simulator control API host:port")
     demo.add_argument("--db", default=None, help="store (default: a fresh file in a temporary folder)")
+    health = sub.add_parser("healthcheck", help="exit 0 if a running proxy's admin /healthz answers (containers)")
+    health.add_argument("--admin", default=os.environ.get("ADMIN"), help="admin API host:port (env ADMIN)")
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
     return parser
 
 
@@ -65,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         from mxproxy.demo import run as run_demo
 
         sys.exit(run_demo(args))
+    if args.command == "healthcheck":
+        from admin.healthcheck import check
+
+        alive, seen = check(args.admin, args.timeout)
+        print(seen, file=sys.stdout if alive else sys.stderr)
+        sys.exit(0 if alive else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

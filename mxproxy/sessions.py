@@ -28,6 +28,7 @@ from typing import Any, Callable
 from mxproxy.callcache import DEFAULT_CALL_TTL, CallInfoCache
 from mxproxy.config import Config, ConfigError, option_reader
 from mxproxy.connectors.base import (
+    AddressBookChanged,
     CallLogEntry,
     ConnectionCleared,
     Connector,
@@ -430,6 +431,8 @@ class _Owner:
                     self.recordings.observe(event)
                     if isinstance(event, CALL_LOG_EVENTS):
                         self._call_log_changed()
+                    elif isinstance(event, AddressBookChanged):  # spec §5.9; never pushed
+                        manager.invalidate_directory(self.account.address)
                 except Exception:  # noqa: BLE001 - bookkeeping must never stop the stream
                     log.exception("call cache update failed for %s", self.login)
                 manager._fan_out(self.login, event)

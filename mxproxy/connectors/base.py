@@ -333,6 +333,23 @@ class PresenceChanged(Event):
 
 
 @dataclass(frozen=True)
+class AddressBookChanged(Event):
+    """An address-book entry was added, updated or deleted on the MX (spec §5.9, after
+    ``MonitorStartAb``). It exists so cached directories can be dropped; it is never pushed.
+
+    ``kind`` is ``add``, ``update`` or ``delete``; ``user_id`` is the entry's JID; ``contact`` is
+    the entry as the MX sent it (add/update; None for a delete)."""
+
+    ADD: ClassVar[str] = "add"
+    UPDATE: ClassVar[str] = "update"
+    DELETE: ClassVar[str] = "delete"
+
+    kind: str = ""
+    user_id: int = 0
+    contact: Contact | None = None
+
+
+@dataclass(frozen=True)
 class SessionEnded(Event):
     """Always the last event of a session's stream. ``mode`` is the server's Logout mode
     (``forced``…), ``closed`` when the socket went away, ``logout`` after our own logout,

@@ -25,6 +25,8 @@ LOGIN_ATTRIBUTES: dict[str, str] = {
 }
 
 LOGOUT = "<logout></logout>"
+MONITOR_START_AB = "<MonitorStartAb></MonitorStartAb>"  # as the Go clients write it (spec §4.1)
+MONITOR_STOP_AB = "<MonitorStopAb></MonitorStopAb>"
 GET_SERVICE_LIST = "<GetServiceList></GetServiceList>"
 GET_CONF_SERVER_INFO = "<GetConfServerInfo></GetConfServerInfo>"
 

@@ -6,7 +6,7 @@ import logging
 import ssl
 from typing import ClassVar
 
-from mxproxy.config import MXConfig
+from mxproxy.config import MXConfig, option_reader
 from mxproxy.connectors import base
 from mxproxy.connectors.errors import MXError
 from mxproxy.connectors.zultys.client import open_tls
@@ -27,6 +27,9 @@ class ZultysConnector(base.Connector):
         self._ssl: ssl.SSLContext | None = None
         self._pin = normalize_fingerprint(config.cert_fingerprint) if config.cert_fingerprint else None
         self._warned = False
+        #: ``[mx] addressBookEvents`` (default true): MonitorStartAb after each login, so address-book
+        #: changes drop the cached directory at once instead of after ``directoryTTL``.
+        self.address_book_events = option_reader(config.options or {}, "mx").boolean("addressBookEvents", True)
 
     def _context(self) -> ssl.SSLContext:
         """Built on first use (loading a CA file is I/O); the no-verification warning goes out once."""
@@ -39,7 +42,8 @@ class ZultysConnector(base.Connector):
         return self._ssl
 
     async def login(self, account: base.MXAccount) -> ZultysSession:
-        """Connect, then log in (hashed password, clear-text retry on Code 2/4). Connect timeouts
+        """Connect, then log in (hashed password, clear-text retry on Code 2/4) and, unless
+        ``[mx] addressBookEvents`` is off, ask for address-book change events. Connect timeouts
         and login reply timeouts raise MXTimeout; refused/unreachable MXConnectionFailed; TLS and
         pinning failures MXTLSError; a rejected login MXLoginFailed."""
         reader, writer = await open_tls(account.host, account.port, self._context(),
@@ -52,4 +56,6 @@ class ZultysConnector(base.Connector):
             mode = "error" if isinstance(exc, MXError) else "closed"
             session.client.end(mode, "login did not succeed", graceful=False)
             raise
+        if self.address_book_events:
+            session.watch_address_book()
         return session

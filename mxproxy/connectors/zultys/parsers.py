@@ -344,6 +344,24 @@ def presence(el: Element) -> base.PresenceChanged:
                                 mx_status=el.get("mxStatus", ""), note=text_of(el, "presenceNote"))
 
 
+def _address_book_entry(kind: str) -> Callable[[Element], base.AddressBookChanged]:
+    """``AbAddUserEvent`` / ``AbUpdateUserEvent``: one ``abentry`` child, shaped as in ``ablist``."""
+
+    def parse(el: Element) -> base.AddressBookChanged:
+        entry = el.find("abentry")
+        if entry is None:
+            return base.AddressBookChanged(kind=kind)
+        found = contact(entry)
+        return base.AddressBookChanged(kind=kind, user_id=found.jid, contact=found)
+
+    return parse
+
+
+def address_book_deleted(el: Element) -> base.AddressBookChanged:
+    """``AbDeleteUserEvent``: a ``userId`` child (the JID of the entry that is gone)."""
+    return base.AddressBookChanged(kind=base.AddressBookChanged.DELETE, user_id=int_of(el, "userId"))
+
+
 #: Root name → event parser. ``TransferedEvent`` is the server's spelling (spec §5.8).
 EVENT_PARSERS: dict[str, Callable[[Element], base.Event]] = {
     "DeliveredEvent": delivered,
@@ -359,6 +377,9 @@ EVENT_PARSERS: dict[str, Callable[[Element], base.Event]] = {
     "MailIncomingReadyEvent": mail_incoming_ready,
     "RecordingStateEvent": recording_state,
     "presence": presence,
+    "AbAddUserEvent": _address_book_entry(base.AddressBookChanged.ADD),
+    "AbUpdateUserEvent": _address_book_entry(base.AddressBookChanged.UPDATE),
+    "AbDeleteUserEvent": address_book_deleted,
 }
 
 

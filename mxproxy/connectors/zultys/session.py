@@ -19,7 +19,7 @@ from xml.etree.ElementTree import Element
 
 from mxproxy.config import MXConfig
 from mxproxy.connectors import base
-from mxproxy.connectors.errors import MXLoginFailed, MXProtocolError, MXTimeout
+from mxproxy.connectors.errors import MXError, MXLoginFailed, MXProtocolError, MXTimeout
 from mxproxy.connectors.zultys import commands, parsers
 from mxproxy.connectors.zultys.calllog import CallLogCompletion
 from mxproxy.connectors.zultys.client import CSTAClient
@@ -96,6 +96,8 @@ class ZultysSession(base.MXSession):
         self._directory_lock = asyncio.Lock()
         self._call_log_lock = asyncio.Lock()
         self.login_info = base.LoginInfo(server_id="", extension="", user_id=0)
+        #: MonitorStartAb outcome: None = not asked / no reply (yet), True = accepted, False = refused.
+        self.address_book_events: bool | None = None
 
     # -- set-up (used by the connector) --------------------------------------------------------
 
@@ -175,6 +177,39 @@ class ZultysSession(base.MXSession):
         for device, ref in list(self._monitors.items()):
             if ref == monitor_id:
                 del self._monitors[device]
+
+    def watch_address_book(self) -> None:
+        """Ask for ``Ab*Event``s (``MonitorStartAb``, spec §4.1/§5.9) so cached directories can be
+        dropped when the address book changes.
+
+        Not awaited: no client checks the reply and a real MX may not send one, so a login must
+        not wait for it. A ``CSTAErrorCode`` (an MX without the feature) is logged and the session
+        goes on without the events (the directory cache's TTL still applies)."""
+        client = self.client
+        try:
+            iid, fut = client.begin(commands.MONITOR_START_AB)
+        except MXError as exc:  # the session already ended: its event stream says so
+            log.debug("MX session %s: cannot send MonitorStartAb: %s", self.label, exc)
+            return
+        expiry = asyncio.get_running_loop().call_later(client.timeout, client.finish, iid, fut)
+
+        def done(f: asyncio.Future[Element]) -> None:
+            expiry.cancel()
+            client.finish(iid, f)
+            if f.cancelled():
+                log.debug("MX session %s: no reply to MonitorStartAb; address-book events may still come", self.label)
+                return
+            exc = f.exception()
+            if exc is not None:
+                log.debug("MX session %s: MonitorStartAb not answered: %s", self.label, exc)
+            elif f.result().tag == "CSTAErrorCode":
+                self.address_book_events = False
+                log.info("MX session %s: the MX refused MonitorStartAb (%s); the directory cache relies on its TTL",
+                         self.label, parsers.csta_error_text(f.result()))
+            else:
+                self.address_book_events = True
+
+        fut.add_done_callback(done)
 
     # -- directory and lists -------------------------------------------------------------------
 
