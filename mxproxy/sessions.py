@@ -176,7 +176,8 @@ class UserSession:
     call_log_cache: CallLogCache = field(repr=False)
 
     async def directory(self) -> list[Contact]:
-        """The MX address book, from the per-MX cache (one fetch for concurrent misses)."""
+        """The MX address book, from the per-MX cache (one fetch for concurrent misses), kept
+        until an address-book change event of that MX (``AddressBookChanged``) or the TTL."""
         return await self.directory_cache.get(self.mx.directory)
 
     async def call_log(self, since: int | None = None) -> list[CallLogEntry]:

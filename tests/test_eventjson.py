@@ -7,7 +7,9 @@ import json
 import pytest
 
 from mxproxy.connectors.base import (
+    AddressBookChanged,
     Cad,
+    Contact,
     ConnectionCleared,
     Delivered,
     Diverted,
@@ -19,7 +21,7 @@ from mxproxy.connectors.base import (
     RecordingState,
     Retrieved,
 )
-from mxproxy.eventjson import delivered_concerns, event_json
+from mxproxy.eventjson import delivered_concerns, event_json, event_type
 
 T = 1700000000.75
 
@@ -108,6 +110,14 @@ def test_recording_state_keys():
 def test_events_the_original_never_pushed_have_no_json():
     assert event_json(Diverted(call_id=1)) is None
     assert event_json(PresenceChanged(status="Available")) is None
+
+
+@pytest.mark.parametrize("event", [
+    AddressBookChanged(kind="add", user_id=7, contact=Contact(jid=7, ext="250")),
+    AddressBookChanged(kind="delete", user_id=7),
+])
+def test_address_book_changes_are_never_pushed(event):
+    assert event_type(event) is None and event_json(event) is None
 
 
 def test_delivered_filter_matches_called_or_alerting_device():

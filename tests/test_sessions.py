@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 
 from mxproxy.config import MXConfig, parse_config
-from mxproxy.connectors.base import Delivered, Event, MXAccount, SessionEnded
+from mxproxy.connectors.base import AddressBookChanged, Delivered, Event, MXAccount, SessionEnded
 from mxproxy.connectors.errors import MXConnectionFailed, MXLoginFailed
 from mxproxy.connectors.registry import create_connector
 from mxproxy.provisioning import ProvisionedAccount
@@ -395,6 +396,38 @@ async def test_directory_is_cached_per_mx_and_concurrent_misses_share_one_fetch(
     manager.invalidate_directory()
     await bob.directory()
     assert alice.directory_cache.fetches == 2
+
+
+async def test_address_book_change_on_the_mx_drops_the_cached_directory_before_its_ttl(
+    make_manager: Factory
+) -> None:
+    sim = Simulator(sim_fixture(), host="127.0.0.1", port=0, control="127.0.0.1:0")
+    other_mx = Simulator(sim_fixture(), host="127.0.0.1", port=0)
+    await sim.start()
+    await other_mx.start()
+    try:
+        manager = make_manager(directory_ttl=3600.0)
+        seen: list[Event] = []
+        manager.add_listener(lambda login, event: seen.append(event))
+        alice = await manager.sign_in(account(sim, "alice", "pw-a"))
+        bob = await manager.sign_in(account(other_mx, "bob", "pw-b"))  # another MX: its own cache
+        await eventually(lambda: [s.ab_notify for s in sessions_of(sim, "alice")] == [True], "MonitorStartAb sent")
+        first = await alice.directory()
+        assert await alice.directory() == first and await bob.directory() == first
+        assert alice.directory_cache.fetches == 1 and bob.directory_cache.fetches == 1
+        async with httpx.AsyncClient(base_url=sim.control_url) as http:
+            r = await http.post("/directory", json={"ext": "299", "firstName": "Dora", "lastName": "New"})
+            assert r.status_code == 200, r.text
+        await eventually(lambda: not alice.directory_cache.cached, "the address-book event dropped the cache")
+        after = await alice.directory()
+        assert alice.directory_cache.fetches == 2
+        assert [c.first_name for c in after if c.ext == "299"] == ["Dora"] and len(after) == len(first) + 1
+        assert bob.directory_cache.cached and bob.directory_cache.fetches == 1  # other MX untouched
+        changes = [e for e in seen if isinstance(e, AddressBookChanged)]
+        assert [(e.kind, e.contact.ext if e.contact else "") for e in changes] == [("add", "299")]
+    finally:
+        await other_mx.stop()
+        await sim.stop()
 
 
 async def test_session_ended_event_is_the_last_a_listener_sees_on_drop(

@@ -10,14 +10,17 @@ command's direct response always goes out first.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
 from mxproxy.simulator import messages as msg
 
 __all__ = ["Party", "Call", "CallModel", "CallError", "Emitter"]
 
 Builder = Callable[[int], str]  # monitorCrossRefID -> XML
+#: Called when a call (or one device's leg of it) ends: (call, devices that left, or None = every party).
+EndHook = Callable[["Call", "Sequence[str] | None"], None]
 
 
 class Emitter(Protocol):
@@ -52,6 +55,9 @@ class Call:
     last_redirection: str = ""
     recording: bool = False
     park_id: int = 0
+    original_called: str = ""  # the number first dialled (before any deflection)
+    started_at: float = field(default_factory=time.time)
+    answered_at: float = 0.0  # 0 = never answered
 
     @property
     def parties(self) -> tuple[Party, Party]:
@@ -96,6 +102,11 @@ class CallModel:
     calls: dict[int, Call] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _park_ids: itertools.count = field(default_factory=lambda: itertools.count(701))
+    on_end: EndHook | None = None  # the simulator writes call-log records here
+
+    def _ended(self, call: Call, devices: Sequence[str] | None = None) -> None:
+        if self.on_end is not None:
+            self.on_end(call, devices)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -116,7 +127,7 @@ class CallModel:
         call = Call(
             call_id=call_id, global_id=str(2809269720623105000 + call_id), gcid=f"{self.sn}-00-0000D-{call_id:03X}",
             first_call_id=f"{self.sn}-B5-{call_id:05X}-50E", calling=calling, called=called, owner=owner,
-            direction=direction,
+            direction=direction, original_called=called.device,
         )
         self.calls[call_id] = call
         return call
@@ -162,6 +173,7 @@ class CallModel:
         if party is not call.called or party.state != "alerting":
             raise CallError(msg.INVALID_CONNECTION_STATE, f"call {call_id} is not ringing at {party.device}")
         party.state = "connected"
+        call.answered_at = time.time()
         c = call
         self.emit(call.devices(), lambda x: msg.established(
             x, c.call_id, c.global_id, c.first_call_id, answering=c.called.device, answering_name=c.called.name,
@@ -175,6 +187,7 @@ class CallModel:
         party = call.remote() if device is None else self._party(call, device)
         releasing = party.device
         del self.calls[call_id]
+        self._ended(call)
         c = call
         self.emit(call.devices(), lambda x: msg.connection_cleared(x, c.call_id, c.global_id, dropped=releasing,
                                                                     releasing=releasing, cause=cause))
@@ -204,6 +217,7 @@ class CallModel:
         if party is not call.called or party.state != "alerting":
             raise CallError(msg.INVALID_CONNECTION_STATE, f"call {call_id} is not ringing at {device}")
         c = call
+        self._ended(call, [device])  # a missed call for the one it rang at
         self.emit(call.devices(), lambda x: msg.diverted(x, c.call_id, c.global_id, diverting=device,
                                                           new_destination=new_destination, cause="redirected"))
         call.called = Party(new_destination, self._display(new_destination), "alerting")
@@ -222,6 +236,7 @@ class CallModel:
         transferring = party.device
         old_devices = call.devices()
         del self.calls[call_id]
+        self._ended(call, [transferring])
         new = self._new(Party(remaining.device, remaining.name, "connected"),
                         Party(to, self._display(to), "alerting"), owner=to if self.name_of(to) else "",
                         direction="incoming")
@@ -241,11 +256,13 @@ class CallModel:
         b = active_call.other(self._party(active_call, device))
         for call in (held_call, active_call):
             del self.calls[call.call_id]
+            self._ended(call, [device])
             c = call
             self.emit(call.devices(), lambda x, c=c: msg.connection_cleared(x, c.call_id, c.global_id, dropped=device,
                                                                              releasing=device, cause="transfer"))
         joined = self._new(Party(a.device, a.name, "connected"), Party(b.device, b.name, "connected"), owner="",
                            direction="outgoing")
+        joined.answered_at = joined.started_at
         j = joined
         self.emit(joined.devices(), lambda x: msg.established(
             x, j.call_id, j.global_id, j.first_call_id, answering=j.called.device, answering_name=j.called.name,

@@ -1,4 +1,5 @@
-"""The simulator's control HTTP API (JSON): script calls, voicemails, presence and faults.
+"""The simulator's control HTTP API (JSON): script calls, voicemails, presence, the address book
+and faults.
 
 Served by uvicorn on the simulator's own event loop, on a loopback port of its own. Every route
 maps to one scripting method of ``Simulator``; bad input gets ``{"error": "..."}`` with 400/404.
@@ -137,6 +138,44 @@ async def _presence(sim: "Simulator", request: Request) -> Any:
     await sim.set_presence(_str(data, "ext"), _str(data, "status"), _str(data, "note", ""))
 
 
+#: Control-API key → ``Person`` attribute for address-book entries.
+_DIRECTORY_KEYS = {"firstName": "first_name", "lastName": "last_name", "homePhone": "home_phone",
+                   "cellPhone": "cell_phone", "email": "email", "did": "did", "exchangeId": "exchange_id"}
+
+
+def _directory_fields(data: dict[str, Any], allowed: set[str]) -> dict[str, str]:
+    unknown = set(data) - set(_DIRECTORY_KEYS) - allowed
+    if unknown:
+        raise _BadInput(f"unknown key(s): {', '.join(sorted(unknown))}")
+    return {attr: _str(data, key) for key, attr in _DIRECTORY_KEYS.items() if key in data}
+
+
+def _entry(person: Any) -> dict[str, Any]:
+    return {"jid": str(person.jid), "ext": person.ext, "firstName": person.first_name, "lastName": person.last_name}
+
+
+async def _directory_add(sim: "Simulator", request: Request) -> Any:
+    data = await _body(request)
+    fields = _directory_fields(data, {"ext", "jid"})
+    jid = None
+    if data.get("jid") is not None:
+        raw = _str(data, "jid")
+        if not raw.isdigit():
+            raise _BadInput("'jid' must be a positive number")
+        jid = int(raw)
+    return _entry(await sim.add_directory_entry(_str(data, "ext"), jid, **fields))
+
+
+async def _directory_update(sim: "Simulator", request: Request) -> Any:
+    data = await _body(request)
+    fields = _directory_fields(data, {"ext"})
+    return _entry(await sim.update_directory_entry(request.path_params["ext"], _opt_str(data, "ext"), **fields))
+
+
+async def _directory_delete(sim: "Simulator", request: Request) -> Any:
+    await sim.delete_directory_entry(request.path_params["ext"])
+
+
 async def _drop(sim: "Simulator", request: Request) -> Any:
     return {"sessions": await sim.drop_session(request.path_params["login"])}
 
@@ -188,6 +227,9 @@ def build_app(sim: "Simulator") -> Starlette:
         Route("/calls/{call_id}/hangup", _route(sim, _hangup), methods=["POST"]),
         Route("/voicemails", _route(sim, _voicemail), methods=["POST"]),
         Route("/presence", _route(sim, _presence), methods=["POST"]),
+        Route("/directory", _route(sim, _directory_add), methods=["POST"]),
+        Route("/directory/{ext}", _route(sim, _directory_update), methods=["PATCH"]),
+        Route("/directory/{ext}", _route(sim, _directory_delete), methods=["DELETE"]),
         Route("/users/{login}/drop", _route(sim, _drop), methods=["POST"]),
         Route("/users/{login}/logout", _route(sim, _logout), methods=["POST"]),
         Route("/users/{login}/garbage", _route(sim, _garbage), methods=["POST"]),

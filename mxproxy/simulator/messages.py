@@ -96,6 +96,17 @@ def ablist(size: int, index: int, people: Iterable[Person]) -> str:
     return element("ablist", *(abentry(p) for p in people), attrs={"size": size, "index": index})
 
 
+#: Address-book change kind → event root (spec §5.9).
+AB_EVENTS = {"add": "AbAddUserEvent", "update": "AbUpdateUserEvent", "delete": "AbDeleteUserEvent"}
+
+
+def ab_user_event(kind: str, p: Person) -> str:
+    """``AbAddUserEvent``/``AbUpdateUserEvent`` carry the ``abentry``; ``AbDeleteUserEvent`` the JID."""
+    if kind == "delete":
+        return element(AB_EVENTS[kind], element("userId", text=p.jid))
+    return element(AB_EVENTS[kind], abentry(p))
+
+
 def callinfo(e: CallLogEntry) -> str:
     children = [element("record_id", text=e.record_id), element("gcid", text=e.gcid)]
     if e.connect_timestamp:

@@ -65,6 +65,9 @@ class Quirks:
     idle_timeout: float = 0.0
     #: Put the ECMA-323 ed4 namespace on ``CSTAErrorCode``.
     error_namespace: bool = False
+    #: Accept ``MonitorStartAb`` (then send ``Ab*UserEvent``s); false answers it with
+    #: ``CSTAErrorCode`` (an MX without address-book notifications).
+    address_book_events: bool = True
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():

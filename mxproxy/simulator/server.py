@@ -13,13 +13,22 @@ import collections
 import itertools
 import logging
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from mxproxy.connectors.zultys.framing import EVENT_ID, encode_frame
 from mxproxy.simulator import messages as msg
 from mxproxy.simulator.audio import tone_wav
 from mxproxy.simulator.calls import Call, CallError, CallModel
-from mxproxy.simulator.fixture import MEDIA_TYPES, Fixture, MailItem, Person, SimUser, demo_fixture
+from mxproxy.simulator.fixture import (
+    MEDIA_TYPES,
+    CallLogEntry,
+    DirectoryEntry,
+    Fixture,
+    MailItem,
+    Person,
+    SimUser,
+    demo_fixture,
+)
 from mxproxy.simulator.quirks import Quirks
 from mxproxy.simulator.session import Session, SessionInfo
 from mxproxy.simulator.tls import CertPair, fingerprint, load_pair, self_signed, server_context
@@ -29,6 +38,8 @@ log = logging.getLogger("mxproxy.simulator")
 __all__ = ["Simulator", "SimulatorError", "GARBAGE_KINDS"]
 
 CLOSED_HISTORY = 10_000
+#: Address-book fields the scripting API may set (``Person`` attribute names).
+DIRECTORY_FIELDS = ("first_name", "last_name", "home_phone", "cell_phone", "email", "did", "exchange_id")
 GARBAGE_KINDS = ("xml", "header", "length")
 
 
@@ -61,7 +72,8 @@ class Simulator:
         self._cert: CertPair | None = None
         self._server: asyncio.base_events.Server | None = None
         self._control: Any = None
-        self.model = CallModel(sn=self.fixture.sn, emit=self._emit, name_of=self._name_of)
+        self.model = CallModel(sn=self.fixture.sn, emit=self._emit, name_of=self._name_of, on_end=self._log_call)
+        self._last_record_id = 0
         self._sessions: dict[int, Session] = {}
         self._tasks: dict[int, asyncio.Task[Any]] = {}
         self._closed: collections.deque[SessionInfo] = collections.deque(maxlen=CLOSED_HISTORY)
@@ -258,6 +270,50 @@ class Simulator:
             for ref, session in list(self._monitors.get(device, {}).items()):
                 session.send_event(build(ref))
 
+    # -- call log (spec §4.3) --------------------------------------------------------------------
+
+    def _next_record_id(self, log: list[CallLogEntry]) -> int:
+        """Record numbers are global and only grow (clients sort by them); the fixture may have
+        been edited since the last record, so its newest record of this user counts too."""
+        if not self._last_record_id:
+            self._last_record_id = max((e.record_id for entries in self.fixture.call_logs.values() for e in entries),
+                                       default=0)
+        self._last_record_id = max(self._last_record_id, log[-1].record_id if log else 0) + 1
+        return self._last_record_id
+
+    def _log_call(self, call: Call, devices: Sequence[str] | None = None) -> None:
+        """The MX writes a ``callinfo`` record for each of its users in a call when their leg ends
+        (``devices``: only the legs of those devices; None: every party). Field choices follow the
+        README samples: an outgoing record has no connect time unless answered; a missed incoming
+        one has the ring start as connect time and ``selfLegType`` 9; answered legs and outgoing
+        calls use 1 (the code tables are unknown, spec §4.3)."""
+        now = int(time.time())
+        done: set[str] = set()
+        for device in call.devices():
+            user = self.person_by_ext(device)
+            party = call.party(device)
+            if not isinstance(user, SimUser) or party is None or user.login in done:
+                continue
+            if devices is not None and device not in devices and party.device not in devices:
+                continue
+            done.add(user.login)
+            outgoing = party is call.calling
+            answered = bool(call.answered_at) and party.state != "alerting"
+            missed = not outgoing and not answered
+            other = self.person_by_ext(call.other(party).device)
+            if answered:
+                connect = int(call.answered_at)
+            else:
+                connect = 0 if outgoing else int(call.started_at)
+            log = self.fixture.call_logs.setdefault(user.login, [])
+            log.append(CallLogEntry(
+                record_id=self._next_record_id(log), direction="outgoing" if outgoing else "incoming", missed=missed,
+                gcid=call.gcid, connect_timestamp=connect, disconnect_timestamp=max(now, connect),
+                calling_party_no=call.calling.device, original_called_party_no=call.original_called or call.called.device,
+                first_name=other.first_name if other else "", last_name=other.last_name if other else "",
+                extension=other.ext if other else "", call_type=1, leg_type=1, self_leg_type=9 if missed else 1,
+            ))
+
     # -- presence, mail, recordings ------------------------------------------------------------
 
     def _change_presence(self, person: Person, status: str, note: str) -> None:
@@ -348,6 +404,78 @@ class Simulator:
         if not status:
             raise SimulatorError("status is required")
         self._change_presence(person, status, note)
+
+    # -- address book (spec §4.2, §5.9) ---------------------------------------------------------
+
+    def _check_fields(self, fields: dict[str, str]) -> None:
+        unknown = set(fields) - set(DIRECTORY_FIELDS)
+        if unknown:
+            raise SimulatorError(f"unknown address-book field(s): {', '.join(sorted(unknown))}")
+        for name, value in fields.items():
+            if not isinstance(value, str):
+                raise SimulatorError(f"{name} must be a string")
+
+    def _directory_changed(self, kind: str, person: Person) -> None:
+        """Re-index the people, then send the ``Ab*UserEvent`` (built now, as the entry is now)
+        to every session that ran ``MonitorStartAb``."""
+        self._index_key = ()
+        xml = msg.ab_user_event(kind, person)
+
+        def broadcast() -> None:
+            for session in list(self._sessions.values()):
+                if session.ab_notify and session.user is not None:
+                    session.send_event(xml)
+
+        self._after_gap(broadcast)
+
+    async def add_directory_entry(self, ext: str, jid: int | None = None, **fields: str) -> Person:
+        """A new address-book entry (who cannot log in); ``AbAddUserEvent`` to the watchers."""
+        self._check_fields(fields)
+        if not ext:
+            raise SimulatorError("ext is required")
+        if self.person_by_ext(ext) is not None:
+            raise SimulatorError(f"extension {ext!r} is already in the address book", 409)
+        people = self.fixture.people()
+        if jid is None:
+            jid = 1 + max((p.jid for p in people), default=40_000_000_000_000_000)
+        elif jid <= 0:
+            raise SimulatorError("jid must be a positive number")
+        elif any(p.jid == jid for p in people):
+            raise SimulatorError(f"jid {jid} is already in the address book", 409)
+        entry = DirectoryEntry(jid=jid, ext=ext, **fields)
+        self.fixture.directory.append(entry)
+        self._directory_changed("add", entry)
+        return entry
+
+    async def update_directory_entry(self, ext: str, new_ext: str | None = None, **fields: str) -> Person:
+        """Change the entry (a user or a directory-only person) at ``ext``; ``AbUpdateUserEvent``."""
+        self._check_fields(fields)
+        person = self.person_by_ext(ext)
+        if person is None:
+            raise SimulatorError(f"no extension {ext!r}", 404)
+        if new_ext is not None and new_ext != ext:
+            if not new_ext:
+                raise SimulatorError("ext must not be empty")
+            if self.person_by_ext(new_ext) is not None:
+                raise SimulatorError(f"extension {new_ext!r} is already in the address book", 409)
+            person.ext = new_ext
+        for name, value in fields.items():
+            setattr(person, name, value)
+        self._directory_changed("update", person)
+        return person
+
+    async def delete_directory_entry(self, ext: str) -> None:
+        """Remove the entry at ``ext`` from the address book (a user can then no longer log in;
+        their open sessions stay); ``AbDeleteUserEvent`` with its JID."""
+        person = self.person_by_ext(ext)
+        if person is None:
+            raise SimulatorError(f"no extension {ext!r}", 404)
+        for people in (self.fixture.users, self.fixture.directory):
+            for i, p in enumerate(people):
+                if p is person:
+                    del people[i]
+                    break
+        self._directory_changed("delete", person)
 
     async def drop_session(self, login: str) -> int:
         """Reset the TCP connection of every session of ``login`` (no Logout, no TLS close)."""

@@ -59,6 +59,7 @@ class SessionInfo:
     call_mode: dict[str, str] = field(default_factory=dict)
     connected_at: float = 0.0
     closed_at: float | None = None
+    ab_notify: bool = False  # MonitorStartAb is in effect
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class SessionInfo:
             "monitors": {str(k): v for k, v in self.monitors.items()}, "commands": list(self.commands),
             "peer": self.peer, "attrs": dict(self.attrs), "assignedDevice": self.assigned_device,
             "callMode": dict(self.call_mode), "connectedAt": self.connected_at, "closedAt": self.closed_at,
+            "abNotify": self.ab_notify,
         }
 
 
@@ -119,7 +121,7 @@ class Session:
             kind=self.kind, logged_in=self.user is not None, active=not self.closed, monitors=dict(self.monitors),
             commands=list(self.commands), peer=self.peer, attrs=dict(self.attrs),
             assigned_device=self.assigned_device, call_mode=dict(self.call_mode),
-            connected_at=self.connected_at, closed_at=self.closed_at,
+            connected_at=self.connected_at, closed_at=self.closed_at, ab_notify=self.ab_notify,
         )
 
     # -- I/O -----------------------------------------------------------------------------------
@@ -304,6 +306,9 @@ class Session:
         self.send(iid, msg.empty("MonitorStopResponse"))
 
     def on_monitor_ab(self, iid: int, el: Element) -> None:
+        """Address-book change notifications on/off for this session (spec §4.1, §5.9)."""
+        if not self.sim.quirks.address_book_events:
+            raise _Refused(msg.UNSUPPORTED)
         self.ab_notify = el.tag == "MonitorStartAb"
         self.send(iid, msg.empty(el.tag + "Response"))
 

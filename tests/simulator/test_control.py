@@ -151,3 +151,46 @@ async def test_control_server_stops_with_the_simulator(start_simulator):
         else:
             raise AssertionError("control API still answering after stop")
     await asyncio.sleep(0)
+
+
+async def test_directory_routes_add_update_delete_and_notify_ab_watchers(start_simulator, raw_connect):
+    sim = await start_simulator(control=True)
+    conn = await raw_connect(sim)
+    assert (await conn.login("dmitrys", "78561")).name == "loginResponce"
+    await conn.send(2, "<MonitorStartAb></MonitorStartAb>")
+    await conn.read_until("MonitorStartAbResponse")
+    async with httpx.AsyncClient(base_url=sim.control_url) as http:
+        r = await http.post("/directory", json={"ext": "3200", "firstName": "Dora", "lastName": "New",
+                                                "email": "dora@example.org", "jid": "43884850000000001"})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"jid": "43884850000000001", "ext": "3200", "firstName": "Dora", "lastName": "New"}
+        added = await conn.read_until("AbAddUserEvent")
+        assert added.text("abentry/businessPhone") == "3200" and added.text("abentry/email") == "dora@example.org"
+        r = await http.patch("/directory/3200", json={"ext": "3201", "lastName": "Newer"})
+        assert r.status_code == 200 and r.json()["ext"] == "3201", r.text
+        updated = await conn.read_until("AbUpdateUserEvent")
+        assert (updated.text("abentry/businessPhone"), updated.text("abentry/lastName")) == ("3201", "Newer")
+        assert (await http.delete("/directory/3201")).status_code == 204
+        assert (await conn.read_until("AbDeleteUserEvent")).text("userId") == "43884850000000001"
+        assert sim.person_by_ext("3201") is None
+
+
+async def test_directory_routes_refuse_bad_input(start_simulator):
+    sim = await start_simulator(control=True)
+    async with httpx.AsyncClient(base_url=sim.control_url) as http:
+        cases = [
+            (http.post("/directory", json={"firstName": "x"}), 400),  # no ext
+            (http.post("/directory", json={"ext": "3300", "nickname": "x"}), 400),
+            (http.post("/directory", json={"ext": "3300", "jid": "abc"}), 400),
+            (http.post("/directory", json={"ext": "3300", "firstName": ["x"]}), 400),
+            (http.post("/directory", json={"ext": "3044"}), 409),  # Peter Hyde's extension
+            (http.post("/directory", json={"ext": "3300", "jid": "43884851428118509"}), 409),
+            (http.post("/directory", content=b"[1]"), 400),
+            (http.patch("/directory/9999", json={"lastName": "x"}), 404),
+            (http.patch("/directory/3044", json={"ext": "3095"}), 409),
+            (http.delete("/directory/9999"), 404),
+        ]
+        for request, status in cases:
+            r = await request
+            assert r.status_code == status, r.text
+            assert "error" in r.json()

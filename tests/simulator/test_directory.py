@@ -130,3 +130,65 @@ async def test_call_log_timestamp_filter_and_readme_entries(start_simulator, raw
     await conn.send(4, '<iq type="get" id="calllog" timestamp="1504522740"></iq>')
     later = [c.findtext("record_id") for f in await conn.read_all() for c in f.root.findall("callinfo")]
     assert later[0] == "1190" and "1188" not in later and later[-1] == "1301"
+
+
+# -- address-book change notifications (MonitorStartAb, spec §4.1, §5.9) ------------------------
+
+
+async def test_monitor_start_ab_gets_ab_user_events_for_directory_changes(start_simulator, raw_connect):
+    sim = await start_simulator(_fixture_with(0))
+    conn = await _login(raw_connect, sim)
+    await conn.send(2, "<MonitorStartAb></MonitorStartAb>")
+    reply = await conn.read()
+    assert (reply.invoke_id, reply.name) == (2, "MonitorStartAbResponse")
+    await sim.add_directory_entry("250", jid=777, first_name="Dora", last_name="New", cell_phone="+15550100")
+    added = await conn.read()
+    assert (added.invoke_id, added.name) == (9999, "AbAddUserEvent")
+    entry = added.root.find("abentry")
+    assert entry.get("jid") == "777"
+    assert (added.text("abentry/businessPhone"), added.text("abentry/firstName"), added.text("abentry/lastName"),
+            added.text("abentry/cellPhone")) == ("250", "Dora", "New", "+15550100")
+    await sim.update_directory_entry("250", email="dora@example.org")
+    updated = await conn.read()
+    assert (updated.name, updated.text("abentry/email"), updated.root.find("abentry").get("jid")) == (
+        "AbUpdateUserEvent", "dora@example.org", "777")
+    await sim.delete_directory_entry("250")
+    deleted = await conn.read()
+    assert (deleted.name, deleted.text("userId"), len(deleted.root)) == ("AbDeleteUserEvent", "777", 1)
+    await conn.send(3, '<iq type="get" id="addressbook" index="0"></iq>')
+    assert [e.get("jid") for e in (await conn.read_until("ablist")).root.findall("abentry")] == ["1001"]
+
+
+async def test_ab_user_events_only_reach_sessions_that_asked_and_stop_after_monitor_stop_ab(start_simulator, raw_connect):
+    sim = await start_simulator(_fixture_with(0))
+    watcher, other = await _login(raw_connect, sim), await _login(raw_connect, sim)
+    await watcher.send(2, "<MonitorStartAb/>")
+    await watcher.read_until("MonitorStartAbResponse")
+    assert [s.ab_notify for s in sim.sessions()] == [True, False]
+    await sim.add_directory_entry("250", first_name="Dora")
+    assert (await watcher.read()).name == "AbAddUserEvent"
+    await other.expect_silence()
+    await watcher.send(3, "<MonitorStopAb/>")
+    assert (await watcher.read()).name == "MonitorStopAbResponse"
+    await sim.delete_directory_entry("250")
+    await watcher.expect_silence()
+
+
+async def test_new_directory_entry_gets_a_fresh_jid_and_a_deleted_user_cannot_log_in(start_simulator, raw_connect):
+    fx = _fixture_with(2)
+    sim = await start_simulator(fx)
+    entry = await sim.add_directory_entry("250", first_name="Dora")
+    assert entry.jid == 1 + max(p.jid for p in fx.people() if p is not entry)
+    await sim.delete_directory_entry("201")  # alice, a user
+    conn = await raw_connect(sim)
+    assert (await conn.login("alice", "pw")).name == "loginFailed"
+
+
+async def test_refused_monitor_start_ab_with_the_quirk_off(start_simulator, raw_connect):
+    sim = await start_simulator(_fixture_with(0), quirks=Quirks(address_book_events=False))
+    conn = await _login(raw_connect, sim)
+    await conn.send(2, "<MonitorStartAb/>")
+    reply = await conn.read()
+    assert (reply.invoke_id, reply.name, reply.text("operation")) == (2, "CSTAErrorCode", "invalidFeature")
+    await sim.add_directory_entry("250", first_name="Dora")
+    await conn.expect_silence()
