@@ -15,10 +15,13 @@ The raw-frame helpers live in ``tests/rawcsta.py`` (``RawCSTA``, ``build_frame``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from mxproxy.store import create_store
+from mxproxy.store.base import Store
 from tests.rawcsta import RawCSTA
 
 SimulatorFactory = Callable[..., Awaitable[Any]]
@@ -55,3 +58,14 @@ async def raw_connect() -> AsyncIterator[Callable[[Any], Awaitable[RawCSTA]]]:
     yield factory
     for conn in opened:
         await conn.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh SQLite store (packages with their own ``store`` fixture override this one)."""
+    st = create_store(str(tmp_path / "mxproxy.db"), "test store key", base_dir=tmp_path)
+    await st.open()
+    try:
+        yield st
+    finally:
+        await st.close()

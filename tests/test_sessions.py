@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
 from mxproxy.config import MXConfig, parse_config
-from mxproxy.connectors.base import AddressBookChanged, Delivered, Event, MXAccount, SessionEnded
+from mxproxy.connectors.base import (
+    AddressBookChanged,
+    Delivered,
+    Event,
+    MXAccount,
+    SessionEnded,
+)
 from mxproxy.connectors.errors import MXConnectionFailed, MXLoginFailed
 from mxproxy.connectors.registry import create_connector
 from mxproxy.provisioning import ProvisionedAccount
@@ -21,7 +26,6 @@ from mxproxy.sessions import (
     SessionUnavailable,
 )
 from mxproxy.simulator import Fixture, Simulator, SimUser
-from mxproxy.store import create_store
 from mxproxy.store.base import DeviceToken, Store, UserRecord
 from tests.waiting import eventually
 
@@ -68,16 +72,6 @@ async def sim() -> AsyncIterator[Simulator]:
         yield simulator
     finally:
         await simulator.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    st = create_store(str(tmp_path / "mxproxy.db"), "test store key", base_dir=tmp_path)
-    await st.open()
-    try:
-        yield st
-    finally:
-        await st.close()
 
 
 @pytest.fixture

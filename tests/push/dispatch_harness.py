@@ -18,7 +18,6 @@ from mxproxy.metrics import Metrics
 from mxproxy.provisioning import ProvisionedAccount
 from mxproxy.push.dispatcher import PushDispatcher, create_dispatcher
 from mxproxy.sessions import SessionManager, SessionOptions
-from mxproxy.store import create_store
 from mxproxy.store.base import DeviceToken, Store, UserRecord
 from tests.push.apns_server import LocalAPNs
 from tests.push.conftest import APP, BUNDLE, push_config
@@ -33,16 +32,6 @@ def apn(value: str, login: str = USER, *, sandbox: bool = False) -> DeviceToken:
 
 def fcm_token(value: str, login: str = USER) -> DeviceToken:
     return DeviceToken(kind="fcm", topic=APP, token=value, login=login)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    st = create_store(str(tmp_path / "mxproxy.db"), "test store key", base_dir=tmp_path)
-    await st.open()
-    try:
-        yield st
-    finally:
-        await st.close()
 
 
 def dispatcher_config(tmp_path: Path, pki: dict[str, Any], apns: LocalAPNs, fcm: LocalFCM, **push: Any) -> Config:

@@ -30,7 +30,6 @@ from tests.push.dispatch_harness import (  # noqa: F401 - fixtures
     dispatcher_config,
     fcm_token,
     make_rig,
-    store,
 )
 
 CALL = {"type": "Delivered", "callId": 7, "deviceId": "201"}

@@ -16,7 +16,6 @@ from tests.push.dispatch_harness import (  # noqa: F401 - fixtures
     apn,
     fcm_token,
     make_rig,
-    store,
 )
 from tests.waiting import eventually
 
