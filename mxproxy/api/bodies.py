@@ -9,6 +9,7 @@ with a message that names the problem (docs/compat.md).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 from urllib.parse import parse_qsl
@@ -82,6 +83,17 @@ async def read_raw_fields(request: Request) -> dict[str, Any]:
 _TRUE = {"", "1", "t", "true", "yes", "on"}
 _FALSE = {"0", "f", "false", "no", "off"}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Decimal integers as the OpenAPI document describes them (``openapi.INT64_TEXT``): ASCII digits
+# and an optional minus, nothing else (Python's ``int()`` also takes ``_``, ``+``, spaces and
+# non-ASCII digits, which no client means to send).
+_DIGITS = re.compile(r"-?[0-9]+")
+
+
+def parse_int_text(text: str) -> int | None:
+    """``text`` as a decimal integer, or None when it is not one."""
+    if not _DIGITS.fullmatch(text):
+        return None
+    return int(text, 10)
 
 
 def _convert(field: Field, value: Any, from_form: bool) -> Any:
@@ -93,8 +105,8 @@ def _convert(field: Field, value: Any, from_form: bool) -> Any:
     if field.type == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and from_form:
-            low = value.strip().lower()
+        if isinstance(value, str) and from_form and value.isascii():
+            low = value.lower()
             if low in _TRUE:
                 return True
             if low in _FALSE:
@@ -105,14 +117,15 @@ def _convert(field: Field, value: Any, from_form: bool) -> Any:
         raise ApiError(400, f'bad value for "{name}": expected an integer')
     if isinstance(value, int):
         number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)  # JSON has one number type: 30.0 is the integer 30 (JSON Schema agrees)
     elif isinstance(value, str) and (from_form or field.type == "id"):
-        text = value.strip()
-        if text == "" and from_form:
+        if value == "" and from_form:
             return 0
-        try:
-            number = int(text, 10)
-        except ValueError:
-            raise ApiError(400, f'bad value for "{name}": expected an integer') from None
+        parsed = parse_int_text(value)
+        if parsed is None:
+            raise ApiError(400, f'bad value for "{name}": expected an integer')
+        number = parsed
     else:
         raise ApiError(400, f'bad value for "{name}": expected an integer')
     if not INT64_MIN <= number <= INT64_MAX:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import calendar
+import re
+from datetime import date
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mxproxy.api.auth import current_session
-from mxproxy.api.bodies import Field, read_fields
+from mxproxy.api.bodies import Field, parse_int_text, read_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import call_log_json, json_response, no_content
 from mxproxy.connectors.base import CallMode, Event
@@ -21,30 +23,52 @@ UINT16_MAX = 65535
 
 def parse_call_id(raw: str) -> int:
     """``/calls/{id}`` ids are signed 64-bit integers; anything else is an unknown call (404)."""
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise ApiError(404, f'bad call id "{raw}": expected a 64-bit integer') from None
-    if not INT64_MIN <= value <= INT64_MAX or raw.strip() != raw or raw.startswith("+"):
+    value = parse_int_text(raw)
+    if value is None or not INT64_MIN <= value <= INT64_MAX:
         raise ApiError(404, f'bad call id "{raw}": expected a 64-bit integer')
     return value
+
+
+# RFC 3339 ``date-time`` (what OpenAPI's ``format: date-time`` means): "T"/"Z" in either case,
+# optional fraction, "Z" or a numeric offset; no other ISO 8601 spelling.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
+
+
+def _rfc3339_seconds(raw: str) -> int | None:
+    """Unix seconds of an RFC 3339 date-time (fraction dropped, leap second 60 taken as 59)."""
+    match = _RFC3339.fullmatch(raw)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    sign, off_h, off_m = match.group(7), match.group(8), match.group(9)
+    try:
+        date(year, month, day)
+    except ValueError:
+        return None
+    if hour > 23 or minute > 59 or second > 60:
+        return None
+    offset = 0
+    if sign:
+        if int(off_h) > 23 or int(off_m) > 59:
+            return None
+        offset = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
+    return calendar.timegm((year, month, day, hour, minute, min(second, 59), 0, 0, 0)) - offset
 
 
 def parse_timestamp(raw: str | None) -> int | None:
     """Integer Unix seconds or RFC 3339; absent or negative means the whole log."""
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        try:
-            stamp = datetime.fromisoformat(raw.strip().replace("z", "Z"))
-        except ValueError:
-            raise ApiError(400, "bad timestamp format") from None
-        if stamp.tzinfo is None or "T" not in raw.upper():
-            raise ApiError(400, "bad timestamp format")
-        value = int(stamp.timestamp())
-    return None if value < 0 else value
+    value = parse_int_text(raw)
+    if value is None:
+        value = _rfc3339_seconds(raw)
+        if value is None:
+            raise ApiError(400, "bad timestamp format")  # the original's text
+    # far future: nothing is newer (the MX takes 64-bit times)
+    return None if value < 0 else min(value, INT64_MAX)
 
 
 def _call_event(event: Event) -> dict[str, Any]:

@@ -28,9 +28,18 @@ log = logging.getLogger(__name__)
 RECORDING = "Recording"
 
 
+# The MX's mailbox media types (spec §4.15); an empty or absent ``media`` means "all".
+MEDIA_TYPES = ("VoiceMail", "Recording", "Fax", "Undefined")
+
+
 def _media(request: Request) -> str | None:
-    media = request.query_params.get("media", "").strip()
-    return media or None
+    """``?media=``: one of ``MEDIA_TYPES`` (400 otherwise, before anything reaches the MX)."""
+    media = request.query_params.get("media", "")
+    if not media:
+        return None
+    if media not in MEDIA_TYPES:
+        raise ApiError(400, f'bad media "{media}": expected one of {", ".join(MEDIA_TYPES)}')
+    return media
 
 
 def _mail_id(request: Request) -> str:

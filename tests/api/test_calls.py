@@ -51,7 +51,8 @@ async def test_call_log_has_the_readme_keys(api: ApiHarness, token: str) -> None
         assert ours["missed"] is example.get("missed", False)
 
 
-@pytest.mark.parametrize("timestamp", ["1504522727", "2017-09-04T10:58:47Z"])
+@pytest.mark.parametrize("timestamp", ["1504522727", "2017-09-04T10:58:47Z", "2017-09-04t10:58:47.123456789z",
+                                       "2017-09-04T13:58:47+03:00", "001504522727"])
 async def test_call_log_timestamp_filters(api: ApiHarness, token: str, timestamp: str) -> None:
     r = await api.client.get("/calls", params={"timestamp": timestamp}, headers=api.bearer(token))
     assert r.status_code == 200
@@ -59,11 +60,26 @@ async def test_call_log_timestamp_filters(api: ApiHarness, token: str, timestamp
     assert len(r.json()["callLog"]) < len(full)
 
 
-@pytest.mark.parametrize("timestamp", ["yesterday", "2017-13-45", "1.5"])
+@pytest.mark.parametrize("timestamp", ["yesterday", "2017-13-45", "1.5",
+                                       # what int() / fromisoformat() took beyond "Unix seconds or RFC 3339"
+                                       "1_504_522_727", "+1504522727", " 1504522727", "\u0661\u0662",
+                                       "2017-09-04 10:58:47Z", "2017-09-04T10:58:47", "2017-09-04T10:58Z",
+                                       "2017-02-30T10:58:47Z", "20170904T105847Z"])
 async def test_bad_timestamp_is_400(api: ApiHarness, token: str, timestamp: str) -> None:
     r = await api.client.get("/calls", params={"timestamp": timestamp}, headers=api.bearer(token))
     assert r.status_code == 400
     assert r.json() == {"error": "bad timestamp format"}
+
+
+async def test_far_future_timestamp_is_an_empty_log_not_an_error(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/calls", params={"timestamp": "9" * 40}, headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"callLog": []}
+
+
+async def test_leap_second_timestamp_is_accepted(api: ApiHarness, token: str) -> None:
+    r = await api.client.get("/calls", params={"timestamp": "2016-12-31T23:59:60Z"}, headers=api.bearer(token))
+    assert r.status_code == 200, r.text
 
 
 # --- call mode ------------------------------------------------------------------------------------
@@ -89,8 +105,35 @@ async def test_call_mode_from_a_form(api: ApiHarness, token: str) -> None:
     assert r.json()["callMode"] == {"remote": True, "device": "phone", "ringDelay": 5, "vmDelay": 30}
 
 
+async def test_call_mode_json_numbers_with_a_zero_fraction_are_integers(api: ApiHarness, token: str) -> None:
+    r = await api.client.patch("/calls", json={"ringDelay": 5.0, "vmDelay": 20}, headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    assert r.json()["callMode"]["ringDelay"] == 5
+
+
+@pytest.mark.parametrize("form,expected", [
+    ({"remote": "TRUE"}, True), ({"remote": "Off"}, False), ({"remote": "0"}, False), ({"remote": ""}, True),
+    ({"ringDelay": ""}, False), ({"ringDelay": "007"}, False),
+])
+async def test_call_mode_form_values_as_documented(api: ApiHarness, token: str, form: dict, expected: bool) -> None:
+    r = await api.client.patch("/calls", data=form, headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    assert r.json()["callMode"]["remote"] is expected
+
+
+@pytest.mark.parametrize("form", [{"remote": " true"}, {"remote": "2"}, {"ringDelay": " 5"},
+                                  {"ringDelay": "1_0"}, {"ringDelay": "+5"}, {"vmDelay": "\u0665"},
+                                  {"ringDelay": "65536"}])
+async def test_call_mode_form_values_outside_the_document_are_400(api: ApiHarness, token: str,
+                                                                  form: dict) -> None:
+    r = await api.client.patch("/calls", data=form, headers=api.bearer(token))
+    assert r.status_code == 400, r.text
+    assert next(iter(form)) in r.json()["error"]
+
+
 @pytest.mark.parametrize("body,fragment", [
     ('{"remote":tru', "malformed JSON"),
+    ('{"ringDelay":5.5}', '"ringDelay"'),
     ('{"remote":"yes"}', '"remote"'),
     ('{"ringDelay":"x"}', '"ringDelay"'),
     ('[1,2]', "object"),
@@ -158,7 +201,7 @@ async def test_unknown_call_info_is_404(api: ApiHarness, token: str) -> None:
     assert r.json() == {"error": "not found"}
 
 
-@pytest.mark.parametrize("raw", ["abc", "99999999999999999999", "1.5"])
+@pytest.mark.parametrize("raw", ["abc", "99999999999999999999", "1.5", "1_0", "+1", "%20%31", "%D9%A1"])
 async def test_non_int64_call_id_is_404(api: ApiHarness, token: str, raw: str) -> None:
     r = await api.client.get(f"/calls/{raw}", headers=api.bearer(token))
     assert r.status_code == 404

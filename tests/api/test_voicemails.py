@@ -116,3 +116,16 @@ async def test_delete_removes_the_message(api: ApiHarness, token: str) -> None:
     assert r.status_code == 204
     items = (await api.client.get("/voicemails", headers=api.bearer(token))).json()["voiceMails"]
     assert mail_id not in {i["id"] for i in items}
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/voicemails"), ("GET", "/voicemails/82"),
+                                         ("DELETE", "/voicemails/82"), ("PATCH", "/voicemails/82")])
+@pytest.mark.parametrize("media", ["voicemail", " Fax", "Video"])
+async def test_unknown_media_is_400_before_the_mx_is_asked(api: ApiHarness, token: str, method: str, path: str,
+                                                           media: str) -> None:
+    r = await api.client.request(method, path, params={"media": media}, json={"read": True},
+                                 headers=api.bearer(token))
+    assert r.status_code == 400, r.text
+    assert r.json() == {"error": f'bad media "{media}": expected one of VoiceMail, Recording, Fax, Undefined'}
+    after = await api.client.get("/voicemails", params={"media": ""}, headers=api.bearer(token))
+    assert "82" in {item["id"] for item in after.json()["voiceMails"]}  # empty media = everything; 82 kept
