@@ -61,6 +61,7 @@ from mxproxy.connectors.registry import create_connector
 from mxproxy.metrics import Metrics
 from mxproxy.push.apns import ApnsSender
 from mxproxy.push.fcm import FCM_SCOPE, FcmSender
+from mxproxy.server import freeze_startup_heap
 from mxproxy.sessions import SessionManager
 from mxproxy.store.base import DeviceToken, UserRecord
 from mxproxy.store.sqlite import SQLiteStore
@@ -263,11 +264,10 @@ async def bare_aioapns(directory: Path, ready: dict[str, Any], seconds: float, i
     return rate
 
 
-def bare_requests_fcm(directory: Path, ready: dict[str, Any], seconds: float, threads: int) -> float:
-    """Plain ``requests`` sessions, one per thread, posting a ready FCM v1 body: the floor for any
-    synchronous HTTP/1.1 FCM client in this process."""
+def fcm_request_parts(directory: Path, ready: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Send URL, headers (with a fresh access token from the local token endpoint) and the data
+    of a ready FCM v1 request, for the bare-client baselines."""
     import google.auth.transport.requests
-    import requests
     from google.oauth2 import service_account
 
     creds = service_account.Credentials.from_service_account_file(str(directory / "service-account.json"),
@@ -275,7 +275,15 @@ def bare_requests_fcm(directory: Path, ready: dict[str, Any], seconds: float, th
     creds.refresh(google.auth.transport.requests.Request())
     url = f"{ready['fcmSendURL']}/mx-bench/messages:send"
     headers = {"Content-Type": "application/json; charset=UTF-8", "Authorization": "Bearer " + creds.token}
-    data = {k: str(v) for k, v in PAYLOAD.items()}
+    return url, headers, {k: str(v) for k, v in PAYLOAD.items()}
+
+
+def bare_requests_fcm(directory: Path, ready: dict[str, Any], seconds: float, threads: int) -> float:
+    """Plain ``requests`` sessions, one per thread, posting a ready FCM v1 body: the floor for any
+    synchronous HTTP/1.1 FCM client in this process."""
+    import requests
+
+    url, headers, data = fcm_request_parts(directory, ready)
     done = [0] * threads
     stop = time.perf_counter() + 0.3 + seconds
     measure_from = time.perf_counter() + 0.3
@@ -302,22 +310,33 @@ def bare_requests_fcm(directory: Path, ready: dict[str, Any], seconds: float, th
 async def bare_httpx_fcm(directory: Path, ready: dict[str, Any], seconds: float, in_flight: int) -> float:
     """httpx.AsyncClient on the event loop (no threads), HTTP/1.1 to the local FCM: what an async
     FCM transport would cost in this process."""
-    import google.auth.transport.requests
     import httpx
-    from google.oauth2 import service_account
 
-    creds = service_account.Credentials.from_service_account_file(str(directory / "service-account.json"),
-                                                                  scopes=[FCM_SCOPE])
-    creds.refresh(google.auth.transport.requests.Request())
-    url = f"{ready['fcmSendURL']}/mx-bench/messages:send"
-    headers = {"Content-Type": "application/json; charset=UTF-8", "Authorization": "Bearer " + creds.token}
-    data = {k: str(v) for k, v in PAYLOAD.items()}
+    url, headers, data = fcm_request_parts(directory, ready)
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
     async with httpx.AsyncClient(limits=limits, timeout=5) as client:
         async def send(i: int) -> None:
             body = json.dumps({"message": {"token": f"base{i}", "data": data, "android": {"priority": "high"}}})
             r = await client.post(url, content=body.encode(), headers=headers)
             assert r.status_code == 200, r.status_code
+
+        await closed_loop(send, 0.3, in_flight)
+        return await closed_loop(send, seconds, in_flight)
+
+
+async def bare_aiohttp_fcm(directory: Path, ready: dict[str, Any], seconds: float, in_flight: int) -> float:
+    """aiohttp (which pyfcm itself depends on) on the event loop, one session, HTTP/1.1 keep-alive:
+    the candidate async FCM transport."""
+    import aiohttp
+
+    url, headers, data = fcm_request_parts(directory, ready)
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async def send(i: int) -> None:
+            body = json.dumps({"message": {"token": f"base{i}", "data": data, "android": {"priority": "high"}}})
+            async with session.post(url, data=body.encode(), headers=headers) as r:
+                await r.read()
+                assert r.status == 200, r.status
 
         await closed_loop(send, 0.3, in_flight)
         return await closed_loop(send, seconds, in_flight)
@@ -387,6 +406,7 @@ class Bench:
 
         self.dispatcher = create_dispatcher(self.config, self.store, self.sessions, metrics=Metrics())
         await self.dispatcher.start()
+        freeze_startup_heap()  # as ProxyServer.start does once it is serving
 
     async def close(self) -> None:
         if self.dispatcher is not None:
@@ -552,6 +572,9 @@ async def run_with_peer(args: argparse.Namespace, directory: Path, peer: PeerPro
     httpx_fcm = await bare_httpx_fcm(directory, ready, secs, 16)
     print(f"  bare httpx.AsyncClient, 16 in flight         {httpx_fcm:8.0f} pushes/s   "
           f"({httpx_fcm / bare_fcm:.2f} of bare requests)")
+    aiohttp_fcm = await bare_aiohttp_fcm(directory, ready, secs, 16)
+    print(f"  bare aiohttp, 16 in flight                   {aiohttp_fcm:8.0f} pushes/s   "
+          f"({aiohttp_fcm / bare_fcm:.2f} of bare requests)")
     fcm_sender = FcmSender(config.voip, config.push, config.base_dir)
     try:
         ours_fcm = await sender_alone(fcm_sender, "fcm", ready["fcmApp"], secs, in_flight)

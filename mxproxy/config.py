@@ -202,7 +202,7 @@ class FcmEndpointConfig:
 
     send_url: str = "https://fcm.googleapis.com/v1/projects"
     ca_file: str | None = None
-    workers: int = 16
+    workers: int = 64  # FCM requests in flight per app
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ def _push(s: _Section) -> PushConfig:
     fcm = FcmEndpointConfig(
         send_url=send_url,
         ca_file=fcm_s.string("caFile") or None,
-        workers=fcm_s.integer("workers", 16, minimum=1),
+        workers=fcm_s.integer("workers", 64, minimum=1),
     )
     fcm_s.warn_unknown()
     cfg = PushConfig(

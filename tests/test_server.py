@@ -422,3 +422,18 @@ async def test_accepted_connections_have_nagle_off() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_started_server_freezes_its_start_up_heap_and_releases_it_when_stopped(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    import gc
+
+    from tests.admin.test_serve import start
+
+    server, _ = await start(tmp_path, start_simulator)
+    try:
+        assert gc.get_freeze_count() > 0  # full collections no longer walk the resumed sessions
+    finally:
+        await server.stop()
+    assert gc.get_freeze_count() == 0

@@ -2,7 +2,7 @@
 
 ``[voip.fcm]`` keeps the original's keys (the app id used in token URLs); the value is now the
 path of a Firebase service-account JSON (the legacy server-key API was shut down in 2024, spec
-§9.28). pyfcm is synchronous, so sends run in a small dedicated thread pool. We subclass
+§9.28). pyfcm builds the v1 message (``parse_payload``) and holds the project; we subclass
 ``FCMNotification`` to:
 
 * use explicit service-account credentials loaded at startup, refreshed under a lock (pyfcm's
@@ -10,6 +10,12 @@ path of a Firebase service-account JSON (the legacy server-key API was shut down
 * post to a configurable send URL (``[push.fcm] sendURL``) with an optional CA file;
 * make exactly one HTTP request per attempt (pyfcm sleeps on Retry-After and retries 502/503
   itself): the sender classifies, backs off and keeps the deadline.
+
+pyfcm's own transport is synchronous ``requests`` (one thread per request in flight, ~0.5 ms of
+CPU per push: at a few hundred pushes a second that was half a core, see docs/benchmarks.md). The
+sends therefore go through aiohttp, the async client pyfcm itself depends on, on the proxy's event
+loop: one keep-alive session, at most ``[push.fcm] workers`` requests in flight per app. Only the
+rare access-token refresh (google-auth, synchronous) runs in a thread.
 
 Data values must be strings in FCM: non-strings are JSON-encoded. Keys FCM reserves are renamed
 with an ``mx_`` prefix (``from`` → ``mx_from``), see ``data_payload``.
@@ -27,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import google.auth.exceptions
 import google.auth.transport.requests
 import requests
@@ -122,18 +129,6 @@ class _FcmClient(FCMNotification):
         self._ca_file = ca_file
         self._token_lock = threading.Lock()
 
-    @property
-    def requests_session(self) -> requests.Session:
-        session = getattr(self.thread_local, "requests_session", None)
-        if session is None:
-            session = requests.Session()
-            session.mount("http://", self.custom_adapter)
-            session.mount("https://", self.custom_adapter)
-            if self._ca_file:
-                session.verify = self._ca_file
-            self.thread_local.requests_session = session
-        return session
-
     def _get_access_token(self, force: bool = False) -> str:
         with self._token_lock:
             if force or not self.credentials.valid:
@@ -143,33 +138,51 @@ class _FcmClient(FCMNotification):
                 self.credentials.refresh(google.auth.transport.requests.Request(session))
             return self.credentials.token
 
-    def post(self, body: bytes, timeout: float) -> FcmAnswer:
-        """One send request (refreshing an expired access token once)."""
-        response = self._post(body, timeout, force_token=False)
-        if response.status_code == 401:
-            response = self._post(body, timeout, force_token=True)
-        return _answer(response)
+    def access_token(self, force: bool = False) -> str | None:
+        """The cached access token while it is valid (None: call ``_get_access_token`` in a thread)."""
+        if not force and self.credentials.valid:
+            return self.credentials.token
+        return None
 
-    def _post(self, body: bytes, timeout: float, *, force_token: bool) -> requests.Response:
-        headers = {
-            "Content-Type": "application/json; charset=UTF-8",
-            "Authorization": "Bearer " + self._get_access_token(force=force_token),
-        }
-        return self.requests_session.post(self.fcm_end_point, data=body, headers=headers, timeout=timeout)
+    async def post(self, session: aiohttp.ClientSession, body: bytes, refresh: Any) -> FcmAnswer:
+        """One send request (refreshing an expired or refused access token once).
+        ``refresh(force)`` runs ``_get_access_token`` off the event loop."""
+        answer = await self._post(session, body, refresh, force_token=False)
+        if answer.status == 401:
+            answer = await self._post(session, body, refresh, force_token=True)
+        return answer
+
+    async def _post(self, session: aiohttp.ClientSession, body: bytes, refresh: Any, *, force_token: bool) -> FcmAnswer:
+        token = self.access_token(force_token) or await refresh(self, force_token)
+        headers = {"Content-Type": "application/json; charset=UTF-8", "Authorization": "Bearer " + token}
+        ssl_context = self._ssl_context()
+        async with session.post(self.fcm_end_point, data=body, headers=headers, ssl=ssl_context) as response:
+            text = await response.read()
+            return _answer(response.status, response.headers.get("Retry-After", ""), text)
+
+    def _ssl_context(self) -> Any:
+        """``True`` (system CAs) or a context trusting ``[push.fcm] caFile``, built once."""
+        if not self._ca_file:
+            return True
+        context = getattr(self, "_ssl", None)
+        if context is None:
+            import ssl
+
+            context = self._ssl = ssl.create_default_context(cafile=self._ca_file)
+        return context
 
 
-def _answer(response: requests.Response) -> FcmAnswer:
+def _answer(status: int, retry_after_header: str, body: bytes) -> FcmAnswer:
     retry_after: float | None = None
-    header = response.headers.get("Retry-After", "")
-    if header.strip().isdigit():
-        retry_after = float(header.strip())
-    if response.status_code == 200:
+    if retry_after_header.strip().isdigit():
+        retry_after = float(retry_after_header.strip())
+    if status == 200:
         return FcmAnswer(200)
     error: dict[str, Any] = {}
     try:
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            error = body["error"]
+        parsed = json.loads(body)
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            error = parsed["error"]
     except ValueError:
         pass
     code = str(error.get("status", ""))
@@ -185,7 +198,7 @@ def _answer(response: requests.Response) -> FcmAnswer:
     message = str(error.get("message", ""))[:200]
     if "registration token" in message.lower():
         token_invalid = True
-    return FcmAnswer(response.status_code, code, message, token_invalid, retry_after)
+    return FcmAnswer(status, code, message, token_invalid, retry_after)
 
 
 # ------------------------------------------------------------------------------------------
@@ -246,7 +259,20 @@ class FcmSender(Sender):
             self.apps[app_id] = app
             self._clients[app_id] = _FcmClient(credentials, app.project_id, push.fcm.send_url, ca_file)
             log.info("FCM app %s: project %s (%s)", app_id, app.project_id, app.client_email)
-        self._executor = ThreadPoolExecutor(max_workers=push.fcm.workers, thread_name_prefix="mxproxy-fcm")
+        # google-auth refreshes access tokens synchronously (once an hour per app): off the loop
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mxproxy-fcm-token")
+        self._session: aiohttp.ClientSession | None = None
+        self._in_flight: dict[str, asyncio.Semaphore] = {}
+
+    def _http(self) -> aiohttp.ClientSession:
+        """One keep-alive session for every app, created inside the running loop."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
+    async def _refresh(self, client: "_FcmClient", force: bool) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, client._get_access_token, force)
 
     @property
     def app_ids(self) -> frozenset[str]:
@@ -276,13 +302,17 @@ class FcmSender(Sender):
         if len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()) > FCM_PAYLOAD_LIMIT:
             return replace(template, status=TOO_LARGE, reason="PayloadTooLarge", attempts=0)
         body = self.build_message(token.topic, token.token, payload, kind)
-        loop = asyncio.get_running_loop()
+        slots = self._in_flight.get(token.topic)
+        if slots is None:
+            slots = self._in_flight[token.topic] = asyncio.Semaphore(self._push.fcm.workers)
 
         async def attempt(timeout: float) -> PushResult:
             started = time.monotonic()
             try:
-                answer = await loop.run_in_executor(self._executor, client.post, body, timeout)
-            except (requests.RequestException, google.auth.exceptions.GoogleAuthError, OSError) as exc:
+                async with slots:
+                    answer = await client.post(self._http(), body, self._refresh)
+            except (aiohttp.ClientError, requests.RequestException, google.auth.exceptions.GoogleAuthError,
+                    OSError) as exc:
                 return replace(template, status=TRANSPORT, reason=f"{type(exc).__name__}: {exc}"[:300])
             status, final = classify_fcm(answer.status, answer.error_code, answer.token_invalid)
             reason = answer.error_code or (answer.message if status != "ok" else "")
@@ -300,4 +330,6 @@ class FcmSender(Sender):
         return result
 
     async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
