@@ -266,7 +266,7 @@ class URLProvisioner(Provisioner):
             raise ProvisioningError(response.status_code, _status_text(response.status_code))
         try:
             document = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ProvisioningError(502, f"provisioning: bad json: {exc}") from None
         return parse_provisioning(document)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import jwt
 import pytest
 
 from mxproxy.simulator import demo_fixture
@@ -110,6 +111,15 @@ async def test_invalid_token_is_401_invalid_token(api: ApiHarness) -> None:
     assert r.status_code == 401
     assert r.json()["error"].startswith("invalid token")
     assert r.headers["www-authenticate"] == BEARER_CHALLENGE
+
+
+async def test_validly_signed_token_with_exp_beyond_the_float_range_is_401(api: ApiHarness, token: str) -> None:
+    key = await api.ctx.tokens.keyring.signing_key()
+    forged = jwt.encode({"exp": 10**400, "iat": 0, "jti": "x", "sub": "mx-login"}, key.private_key,
+                        algorithm="ES256", headers={"kid": key.kid, "typ": "JWT"})
+    r = await api.client.get("/auth", headers=api.bearer(forged))
+    assert r.status_code == 401
+    assert r.json() == {"error": "invalid token: bad token claims"}
 
 
 @pytest.mark.parametrize("path", ["/auth", "/auth/logout"])
