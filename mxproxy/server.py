@@ -424,7 +424,8 @@ class ProxyServer:
         except ImportError as exc:
             log.warning("admin API not available (%s); serving the public API only", exc)
             return None
-        return create_admin_app(self.context, push=self.push)
+        bind_host = self.admin_listen.host if self.admin_listen is not None else None
+        return create_admin_app(self.context, push=self.push, bind_host=bind_host)
 
     async def _start_push(self) -> Any:
         """Wire the push dispatcher to session events when the push package provides one."""
