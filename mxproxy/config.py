@@ -328,6 +328,14 @@ class ServerConfig:
     store_key: str | None = None
     admin_token: str | None = None
     allow_unknown_keys: bool = False  # forward compatibility: unknown keys warn instead of failing
+    # what a client may make us hold (docs/operations.md, "Connection limits")
+    admin_hosts: tuple[str, ...] = ()  # Host names the admin API answers besides its bind/loopback
+    keep_alive_timeout: float = 20.0  # idle keep-alive connection closed after this
+    header_timeout: float = 10.0  # a request's headers must arrive within this of connect/last answer
+    max_connections: int = 2000  # per listener; beyond it requests answer 503
+    max_conferences: int = 20  # per user; POST /conferences beyond it answers 409
+    idempotency_ttl: float = 600.0  # how long an Idempotency-Key's first outcome is replayed
+    idempotency_keys: int = 10_000  # remembered outcomes per instance (oldest dropped first)
 
 
 @dataclass(frozen=True)
@@ -526,6 +534,13 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         store_key=store_key,
         admin_token=admin_token,
         allow_unknown_keys=server_s.boolean("allowUnknownKeys", False),
+        admin_hosts=tuple(server_s.strings("adminHosts")),
+        keep_alive_timeout=server_s.duration("keepAliveTimeout", "20s"),
+        header_timeout=server_s.duration("headerTimeout", "10s"),
+        max_connections=server_s.integer("maxConnections", 2000, minimum=1),
+        max_conferences=server_s.integer("maxConferences", 20, minimum=1),
+        idempotency_ttl=server_s.duration("idempotencyTTL", "10m"),
+        idempotency_keys=server_s.integer("idempotencyKeys", 10_000, minimum=1),
     )
 
     az_s = root.table("azure")
