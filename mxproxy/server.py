@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, load_config
 
 log = logging.getLogger("mxproxy.server")
@@ -232,7 +233,8 @@ def _uvicorn_config(app: Any, name: str, *, graceful: int) -> uvicorn.Config:
         lifespan="off",  # the parts are started and stopped by ProxyServer, not by the app
         timeout_keep_alive=20,
         timeout_graceful_shutdown=graceful,
-        h11_max_incomplete_event_size=64 * 1024,
+        http=runtime.http_protocol(),  # httptools where installed (bounded like h11 below)
+        h11_max_incomplete_event_size=runtime.MAX_REQUEST_HEAD,
         proxy_headers=False,
         ws="none",
     )
@@ -507,6 +509,7 @@ async def serve(server: ProxyServer) -> int:
             log.warning("received %s again, forcing shutdown", sig.name)
             server.force_stop()
 
+    log.info("running on %s", runtime.describe(loop, runtime.http_protocol()))
     installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -551,7 +554,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     configure_logging(config)
     try:
-        return asyncio.run(serve(server))
+        return runtime.run(serve(server))
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG
