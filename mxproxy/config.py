@@ -149,6 +149,8 @@ class MXConfig:
     read_deadline: float = 180.0
     call_log_chunk: int = 21
     call_log_idle: float = 1.0
+    #: After a call-control command's response (or event), how long to wait for the other one.
+    call_reply_grace: float = 0.5
     event_queue: int = 1000
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -267,7 +269,7 @@ class Config:
 def _mx(s: _Section) -> MXConfig:
     known = {
         "connector", "tlsVerify", "caFile", "certFingerprint", "connectTimeout", "responseTimeout",
-        "keepalive", "readDeadline", "callLogChunk", "callLogIdle", "eventQueue",
+        "keepalive", "readDeadline", "callLogChunk", "callLogIdle", "callReplyGrace", "eventQueue",
     }
     fingerprint = s.string("certFingerprint") or None
     if fingerprint is not None:
@@ -286,6 +288,7 @@ def _mx(s: _Section) -> MXConfig:
         read_deadline=s.duration("readDeadline", "3m"),
         call_log_chunk=s.integer("callLogChunk", 21, minimum=1),
         call_log_idle=s.duration("callLogIdle", "1s"),
+        call_reply_grace=s.duration("callReplyGrace", "500ms"),
         event_queue=s.integer("eventQueue", 1000, minimum=1),
         options={k: v for k, v in s.data.items() if k not in known},
     )
