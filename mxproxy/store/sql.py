@@ -122,15 +122,12 @@ class SQLStore(Store):
 
     async def put_user(self, user: UserRecord) -> None:
         validation.user(user)
-        sealed = rows.seal_password(self._secrets(), user)
-        stamp = rows.now()
         await self._run(
-            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES ({rows.placeholders(rows.USER_COLUMNS)})
             ON CONFLICT (login) DO UPDATE SET host = excluded.host, mx_login = excluded.mx_login,
                 password_enc = excluded.password_enc, needs_reauth = excluded.needs_reauth,
                 updated_at = excluded.updated_at""",
-            user.login, user.host, user.mx_login, sealed, bool(user.needs_reauth),
-            float(user.created_at or stamp), float(user.updated_at or stamp),
+            *rows.user_values(self._secrets(), user, rows.now()),
         )
 
     async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
@@ -166,8 +163,8 @@ class SQLStore(Store):
                     if row is None:
                         inserted = await tx.run(
                             f"""INSERT INTO {self._tokens} ({rows.TOKEN_COLUMNS})
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
-                            *key, token.login, token.sandbox, stamp, token.last_result, token.last_result_at,
+                            VALUES ({rows.placeholders(rows.TOKEN_COLUMNS)}) ON CONFLICT DO NOTHING""",
+                            *rows.token_values(token, stamp),
                         )
                         if inserted == 1:
                             return None
@@ -258,9 +255,9 @@ class SQLStore(Store):
                 kept.append(user.login)
         stamp = rows.now()
         await tx.many(
-            f"INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(u.login, u.host, u.mx_login, rows.seal_password(box, u), bool(u.needs_reauth),
-              float(u.created_at or stamp), float(u.updated_at or stamp)) for u in new_users.values()],
+            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES ({rows.placeholders(rows.USER_COLUMNS)})
+            ON CONFLICT DO NOTHING""",
+            [rows.user_values(box, u, stamp) for u in new_users.values()],
         )
         owners = {(row["kind"], row["topic"], row["token"]): row["login"]
                   for row in await tx.all(f"SELECT kind, topic, token, login FROM {self._tokens}")}
@@ -279,9 +276,9 @@ class SQLStore(Store):
             else:
                 t_kept.append(token)
         await tx.many(
-            f"INSERT INTO {self._tokens} ({rows.TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(t.kind, t.topic, t.token, t.login, t.sandbox, float(t.created_at or stamp), t.last_result,
-              t.last_result_at) for t in t_added],
+            f"""INSERT INTO {self._tokens} ({rows.TOKEN_COLUMNS}) VALUES ({rows.placeholders(rows.TOKEN_COLUMNS)})
+            ON CONFLICT DO NOTHING""",
+            [rows.token_values(t, stamp) for t in t_added],
         )
         return ImportOutcome(
             users_added=tuple(added), users_unchanged=tuple(unchanged), users_kept=tuple(kept),
