@@ -568,6 +568,7 @@ class PushDispatcher:
             "pending": dict(sorted((kind, n) for kind, n in self._backlog.items() if n)),
             "pruneGuard": self.guard.active(),
             "apnsCertificates": self._certificates(),
+            "fcmLegacyKeys": sorted(self.fcm.legacy) if self.fcm else [],
             "sent": sent,
         }
 
@@ -580,6 +581,12 @@ class PushDispatcher:
         if self._started and any(t.done() for t in self._workers):
             problems.append("push: dispatcher workers stopped")
         return problems  # a full queue is in metrics/status: readiness would not help (MX events fill it)
+
+    def ready_warnings(self) -> list[str]:
+        """What /readyz lists without turning not-ready: taking the instance out of service would
+        silence every other device as well."""
+        return [f"push: FCM app {app} has a legacy server key: nothing is sent to FCM for it"
+                for app in sorted(self.fcm.legacy)] if self.fcm else []
 
     # -- certificates ----------------------------------------------------------------------------
     def _certificates(self) -> list[dict[str, Any]]:

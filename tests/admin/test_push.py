@@ -191,3 +191,16 @@ async def test_readyz_is_503_with_the_dispatchers_problem_once_the_prune_guard_t
     r = await pushing.client.post("/push", json={"login": "user5", "payload": {}})
     [result] = r.json()["results"]
     assert (result["final"], result["pruned"]) == (True, False)
+
+
+async def test_a_legacy_fcm_key_is_listed_in_push_status_and_readyz_which_stays_ready(
+    tmp_path: Path, pki: dict[str, Any], apns: LocalAPNs  # noqa: F811
+) -> None:
+    config = push_config(tmp_path, voip={"apn": {str(pki["p12"]): "secret"}, "fcm": {"com.old": "AAAAlegacy:APA91b"}})
+    async with build_admin(tmp_path, push_config=config) as admin:
+        status = (await admin.client.get("/push")).json()
+        assert status["fcmLegacyKeys"] == ["com.old"]
+        ready = await admin.client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["warnings"] == ["push: FCM app com.old has a legacy server key: nothing is sent to FCM for it"]
+        assert "AAAAlegacy" not in ready.text + str(status)
