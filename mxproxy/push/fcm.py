@@ -230,7 +230,7 @@ def load_service_account(app_id: str, value: str, base_dir: Path) -> tuple[servi
                 f'voip.fcm."{app_id}": a legacy FCM server key (MX Proxy 2.3\'s format); Google shut the '
                 "legacy FCM API down in 2024, so nothing is sent to FCM for this app (its device tokens "
                 "are kept) until the value is the path of a Firebase service-account JSON file (FCM "
-                "HTTP v1), see docs/push.md"
+                "HTTP v1), see docs/push.md and docs/compat.md P1"
             )
         raise FcmCredentialError(f'voip.fcm."{app_id}": service-account file {path} does not exist')
     try:
