@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any, Mapping
 
@@ -54,6 +54,7 @@ class ProvisionedAccount:
     login: str  # account_name: store key, JWT "sub", one MX session per login
     account: MXAccount  # host, port, login (MX login), password (clear)
     server_id: str = ""  # "sn" from provisioning, informational
+    sign_in_name: str = ""  # what the user signed in as (stored: the admin API accepts it too)
 
 
 class ProvisioningError(Exception):
@@ -238,7 +239,7 @@ class URLProvisioner(Provisioner):
             timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS)
 
     async def by_password(self, username: str, password: str) -> ProvisionedAccount:
-        return await self._fetch(httpx.BasicAuth(username, password))
+        return replace(await self._fetch(httpx.BasicAuth(username, password)), sign_in_name=username)
 
     async def by_bearer(self, id_token: str) -> ProvisionedAccount:
         return await self._fetch(f"Bearer {id_token}")
@@ -350,6 +351,7 @@ class StaticUser:
             login=self.mx_login,
             account=MXAccount(host=self.host, port=self.port, login=self.mx_login, password=self.mx_password),
             server_id=self.server_id,
+            sign_in_name=self.name,
         )
 
 
@@ -472,6 +474,7 @@ class StaticProvisioner(Provisioner):
                 login=username,
                 account=MXAccount(host=self.config.host, port=self.config.port, login=username, password=password),
                 server_id=self.config.server_id,
+                sign_in_name=username,
             )
         user = self._user(username)
         if user is None or not password:
