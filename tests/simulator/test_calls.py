@@ -144,6 +144,22 @@ async def test_single_step_transfer_answers_with_the_new_call_then_events(start_
     assert [c["called"]["device"] for c in sim.calls()] == ["3044"]
 
 
+async def test_a_call_transferred_to_an_outside_number_is_answered_there(start_simulator, raw_connect):
+    """Nobody in the simulator can answer an outside number: the transferred call must not stay
+    ``alerting`` forever."""
+    sim = await start_simulator()
+    conn, _ = await _monitored(raw_connect, sim, "dmitrys", "78561", "3095")
+    call_id = await sim.incoming_call("3095", "3044")
+    await conn.read_until("DeliveredEvent")
+    await sim.answer(call_id)
+    await conn.read_until("EstablishedEvent")
+    await conn.send(3, f"<SingleStepTransferCall><activeCall><callID>{call_id}</callID><deviceID>3095</deviceID></activeCall>"
+                       "<transferredTo>+15125550100</transferredTo></SingleStepTransferCall>")
+    assert (await conn.read()).name == "SingleStepTransferCallResponse"
+    [new] = sim.calls()
+    assert new["called"] == {"device": "+15125550100", "name": "+15125550100", "state": "connected"}
+
+
 async def test_unknown_call_ids_get_csta_error_with_the_request_invoke_id(start_simulator, raw_connect):
     sim = await start_simulator()
     conn, _ = await _monitored(raw_connect, sim, "dmitrys", "78561", "3095")
