@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 import httpx
 
+from mxproxy import outbound
 from mxproxy.config import Config, ConfigError, resolve_secret
 from mxproxy.connectors.base import MXAccount
 
@@ -235,7 +236,7 @@ class URLProvisioner(Provisioner):
         self._own_http = http is None
         # Go's http.Client (the original) follows up to 10 redirects; httpx drops the
         # Authorization header when a redirect leaves the origin, as Go does for another host.
-        self._http = http if http is not None else httpx.AsyncClient(
+        self._http = http if http is not None else outbound.httpx_client(
             timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS)
 
     async def by_password(self, username: str, password: str) -> ProvisionedAccount:
