@@ -413,6 +413,7 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
     if not users_raw:
         raise ConfigError('static.users: at least one user is needed when static.mode = "users"')
     users: dict[str, StaticUser] = {}
+    plain: list[str] = []  # users whose sign-in password is not hashed: one warning for all of them
     user_keys = {"password", "mxLogin", "mxPassword", "host", "serverId"}
     for name, entry in users_raw.items():
         path = f'static.users."{name}"'
@@ -428,7 +429,7 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
             pw_hash = _ScryptHash.parse(password, f"{path}.password")
         else:
             pw_plain = password
-            log.warning("config: %s.password is plain text; use a scrypt hash outside demos", path)
+            plain.append(str(name))
         mx_login = _str_key(entry, "mxLogin", path, default=str(name)) or str(name)
         mx_password = resolve_secret(_str_key(entry, "mxPassword", path, required=True), f"{path}.mxPassword")
         if not mx_password:
@@ -453,6 +454,10 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
             password_hash=pw_hash,
             password_plain=pw_plain,
         )
+    if plain:
+        shown = ", ".join(plain[:3]) + (f" and {len(plain) - 3} more" if len(plain) > 3 else "")
+        log.warning("config: static.users password is plain text for %d user(s) (%s); use scrypt hashes "
+                    "(python -m mxproxy.provisioning) outside demos", len(plain), shown)
     return StaticConfig(mode=mode, host=host, port=port, server_id=server_id, users=users)
 
 
