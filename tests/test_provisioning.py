@@ -340,7 +340,7 @@ async def test_hash_helper_prints_a_verifiable_hash(capsys: pytest.CaptureFixtur
     assert user.check_password("s3cret") and not user.check_password("s3cret ")
 
 
-def test_plain_text_static_passwords_give_one_warning_for_all_users(caplog: pytest.LogCaptureFixture) -> None:
+async def test_plain_text_static_passwords_give_one_warning_for_all_users(caplog: pytest.LogCaptureFixture) -> None:
     users = {f"user{i}@example.org": {"password": f"pw{i}", "mxPassword": "m"} for i in range(17)}
     users["hashed"] = {"password": hash_password("x", n=2**4), "mxPassword": "m"}
     with caplog.at_level("WARNING", logger="mxproxy.provisioning"):
