@@ -26,13 +26,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from http import HTTPStatus
 from typing import Any, Mapping
 
 import httpx
 
-from mxproxy.config import Config, ConfigError, resolve_secret
+from mxproxy import outbound
+from mxproxy.config import Config, ConfigError, resolve_secret, unknown_key
 from mxproxy.connectors.base import MXAccount
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ProvisionedAccount:
     login: str  # account_name: store key, JWT "sub", one MX session per login
     account: MXAccount  # host, port, login (MX login), password (clear)
     server_id: str = ""  # "sn" from provisioning, informational
+    sign_in_name: str = ""  # what the user signed in as (stored: the admin API accepts it too)
 
 
 class ProvisioningError(Exception):
@@ -234,11 +237,11 @@ class URLProvisioner(Provisioner):
         self._own_http = http is None
         # Go's http.Client (the original) follows up to 10 redirects; httpx drops the
         # Authorization header when a redirect leaves the origin, as Go does for another host.
-        self._http = http if http is not None else httpx.AsyncClient(
+        self._http = http if http is not None else outbound.httpx_client(
             timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS)
 
     async def by_password(self, username: str, password: str) -> ProvisionedAccount:
-        return await self._fetch(httpx.BasicAuth(username, password))
+        return replace(await self._fetch(httpx.BasicAuth(username, password)), sign_in_name=username)
 
     async def by_bearer(self, id_token: str) -> ProvisionedAccount:
         return await self._fetch(f"Bearer {id_token}")
@@ -350,6 +353,7 @@ class StaticUser:
             login=self.mx_login,
             account=MXAccount(host=self.host, port=self.port, login=self.mx_login, password=self.mx_password),
             server_id=self.server_id,
+            sign_in_name=self.name,
         )
 
 
@@ -382,14 +386,15 @@ def _parse_host(value: str, key: str) -> tuple[str, int]:
         raise ConfigError(f"{key}: {exc} (expected \"host:port\")") from None
 
 
-def parse_static(data: Mapping[str, Any]) -> StaticConfig:
-    """Validate the ``[static]`` table; every error names the key."""
+def parse_static(data: Mapping[str, Any], base_dir: Path | None = None) -> StaticConfig:
+    """Validate the ``[static]`` table; every error names the key. ``file:`` secrets are
+    relative to ``base_dir`` (the config file's folder)."""
     if not isinstance(data, Mapping):
         raise ConfigError("static: expected a table")
     known = {"mode", "host", "serverId", "users"}
     for name in data:
         if name not in known:
-            raise ConfigError(f"static.{name}: unknown key (expected one of {', '.join(sorted(known))})")
+            raise unknown_key("static", name, known)
     mode = _str_key(data, "mode", "static", default="users")
     if mode not in ("users", "direct"):
         raise ConfigError(f'static.mode: expected "users" or "direct", got {mode!r}')
@@ -410,6 +415,7 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
     if not users_raw:
         raise ConfigError('static.users: at least one user is needed when static.mode = "users"')
     users: dict[str, StaticUser] = {}
+    plain: list[str] = []  # users whose sign-in password is not hashed: one warning for all of them
     user_keys = {"password", "mxLogin", "mxPassword", "host", "serverId"}
     for name, entry in users_raw.items():
         path = f'static.users."{name}"'
@@ -417,17 +423,17 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
             raise ConfigError(f"{path}: expected a table")
         for key in entry:
             if key not in user_keys:
-                raise ConfigError(f"{path}.{key}: unknown key (expected one of {', '.join(sorted(user_keys))})")
-        password = resolve_secret(_str_key(entry, "password", path, required=True), f"{path}.password")
+                raise unknown_key(path, key, user_keys)
+        password = resolve_secret(_str_key(entry, "password", path, required=True), f"{path}.password", base_dir)
         pw_hash: _ScryptHash | None = None
         pw_plain: str | None = None
         if password.startswith(SCRYPT_PREFIX):
             pw_hash = _ScryptHash.parse(password, f"{path}.password")
         else:
             pw_plain = password
-            log.warning("config: %s.password is plain text; use a scrypt hash outside demos", path)
+            plain.append(str(name))
         mx_login = _str_key(entry, "mxLogin", path, default=str(name)) or str(name)
-        mx_password = resolve_secret(_str_key(entry, "mxPassword", path, required=True), f"{path}.mxPassword")
+        mx_password = resolve_secret(_str_key(entry, "mxPassword", path, required=True), f"{path}.mxPassword", base_dir)
         if not mx_password:
             raise ConfigError(f"{path}.mxPassword: must not be empty")
         user_host = _str_key(entry, "host", path)
@@ -450,6 +456,10 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
             password_hash=pw_hash,
             password_plain=pw_plain,
         )
+    if plain:
+        shown = ", ".join(plain[:3]) + (f" and {len(plain) - 3} more" if len(plain) > 3 else "")
+        log.warning("config: static.users password is plain text for %d user(s) (%s); use scrypt hashes "
+                    "(python -m mxproxy.provisioning) outside demos", len(plain), shown)
     return StaticConfig(mode=mode, host=host, port=port, server_id=server_id, users=users)
 
 
@@ -472,6 +482,7 @@ class StaticProvisioner(Provisioner):
                 login=username,
                 account=MXAccount(host=self.config.host, port=self.config.port, login=username, password=password),
                 server_id=self.config.server_id,
+                sign_in_name=username,
             )
         user = self._user(username)
         if user is None or not password:
@@ -502,18 +513,8 @@ class StaticProvisioner(Provisioner):
 def create_provisioner(config: Config, *, http: httpx.AsyncClient | None = None) -> Provisioner:
     """``[static]`` present → static table; otherwise the provisioning URL (the original's way)."""
     if config.static:
-        return StaticProvisioner(parse_static(config.static))
-    timeout = DEFAULT_TIMEOUT
-    raw = config.mx.options.get("provisioningTimeout") if config.mx.options else None
-    if raw is not None:
-        from mxproxy.durations import DurationError, parse_duration
-
-        try:
-            timeout = parse_duration(str(raw))
-        except DurationError as exc:
-            raise ConfigError(f"mx.provisioningTimeout: {exc}") from None
-        if timeout <= 0:
-            raise ConfigError("mx.provisioningTimeout: must be a positive duration")
+        return StaticProvisioner(parse_static(config.static, config.base_dir))
+    timeout = config.mx.provisioning_timeout
     return URLProvisioner(config.provisioning, http=http, timeout=timeout)
 
 
