@@ -14,15 +14,22 @@ connection lifecycle bugs (spec §9 items 5, 6, 13–16, 26):
 * ``logout`` deletes the user and their device tokens.
 
 API handlers only borrow sessions (``get``); MX operation timeouts are their business.
+
+Modules: ``manager`` (all users of the process), ``owner`` (one user's owner task), ``view`` (what
+a request borrows), ``options``, ``states``, ``errors``; for cluster mode ``ownership`` (membership
+and per-user leases with epoch fencing) and ``placement`` (rendezvous hashing). Forwarding a
+request to the owning instance is HTTP, so it lives in ``mxproxy/api/forwarding.py``.
 """
 
-from mxproxy.sessions.errors import NotSignedIn, SessionUnavailable
+from mxproxy.sessions.errors import NotSignedIn, ServedElsewhere, SessionUnavailable
 from mxproxy.sessions.manager import Listener, SessionManager
+from mxproxy.sessions.ownership import ClusterOptions, Ownership, Route
 from mxproxy.sessions.options import DEFAULT_CALL_LOG_TTL, DEFAULT_DIRECTORY_TTL, SessionOptions, SessionStats
 from mxproxy.sessions.states import ABSENT, FORCED_LOGOUT, LIVE, NEEDS_REAUTH, RECONNECTING
 from mxproxy.sessions.view import CallLogCache, DirectoryCache, UserSession
 
 __all__ = [
+    "ClusterOptions", "Ownership", "Route", "ServedElsewhere",
     "ABSENT", "DEFAULT_CALL_LOG_TTL", "DEFAULT_DIRECTORY_TTL", "FORCED_LOGOUT", "LIVE", "NEEDS_REAUTH",
     "RECONNECTING", "CallLogCache", "DirectoryCache", "Listener", "NotSignedIn", "SessionManager",
     "SessionOptions", "SessionStats", "SessionUnavailable", "UserSession",

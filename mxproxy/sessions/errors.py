@@ -18,3 +18,13 @@ class NotSignedIn(Exception):
     def __init__(self, message: str = "active mx connection unavailable") -> None:
         super().__init__(message)
         self.message = message
+
+
+class ServedElsewhere(Exception):
+    """In a cluster, another instance owns (or is about to own) the user: the API forwards the
+    request there."""
+
+    def __init__(self, instance: str, url: str) -> None:
+        super().__init__(f"user is served by instance {instance}")
+        self.instance = instance
+        self.url = url

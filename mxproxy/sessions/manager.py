@@ -12,11 +12,12 @@ from mxproxy.connectors.base import Connector, Event, LoginInfo, MXAccount, MXSe
 from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout, MXUnsupported
 from mxproxy.provisioning import ProvisionedAccount
 from mxproxy.sessions.errors import NotSignedIn, SessionUnavailable
+from mxproxy.sessions.ownership import Ownership
 from mxproxy.sessions.options import SessionOptions, SessionStats
 from mxproxy.sessions.owner import Owner, quietly, record_account
 from mxproxy.sessions.states import ABSENT, FORCED_LOGOUT, LIVE, NEEDS_REAUTH
 from mxproxy.sessions.view import DirectoryCache, UserSession
-from mxproxy.store.base import Store, UserRecord
+from mxproxy.store.base import Store, StoreError, UserRecord
 
 log = logging.getLogger("mxproxy.sessions")
 
@@ -33,6 +34,7 @@ class SessionManager:
         config: Config,
         *,
         options: SessionOptions | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.connector = connector
         self.store = store
@@ -47,14 +49,22 @@ class SessionManager:
         self._attempt_slots = asyncio.Semaphore(self.options.resume_concurrency)
         self._stopping = False
         self._random = random.Random()
+        #: In a cluster: which users this instance may run (None: a single instance runs all).
+        self.ownership = ownership
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Resume every stored user concurrently (bounded); wait a bounded time for first attempts.
 
-        Failures do not block start: those owners simply continue in backoff."""
+        Failures do not block start: those owners simply continue in backoff. In a cluster only
+        this instance's share is resumed, by the lease rounds of ``ownership``."""
         self._stopping = False
-        users = await self.store.list_users()
+        if self.ownership is not None:
+            await self.ownership.start(self)
+            return
+        await self._resume(await self.store.list_users())
+
+    async def _resume(self, users: list[UserRecord]) -> None:
         owners: list[Owner] = []
         for record in users:
             if record.needs_reauth:
@@ -80,8 +90,49 @@ class SessionManager:
         live = sum(1 for o in owners if o.state == LIVE)
         log.info("resumed %d of %d stored users; the rest keep retrying", live, len(owners))
 
+    # -- cluster: the lease rounds start and stop users -----------------------------------------
+    async def run_users(self, logins: list[str]) -> None:
+        """Leases of ``logins`` became ours: resume their sessions (like a start-up resume)."""
+        wanted = {login for login in logins if login not in self._owners}
+        if not wanted or self._stopping:
+            return
+        try:
+            if len(wanted) > 20:
+                records = [r for r in await self.store.list_users() if r.login in wanted]
+            else:
+                found = [await self.store.get_user(login) for login in sorted(wanted)]
+                records = [r for r in found if r is not None]
+        except StoreError as exc:
+            log.warning("cannot read %d user(s) whose leases were taken: %s", len(wanted), exc)
+            return
+        await self._resume(records)
+
+    async def release_users(self, logins: list[str]) -> None:
+        """Leases of ``logins`` are gone (moved or lapsed): ``<logout/>`` their sessions here."""
+        owners = [o for login in logins if (o := self._owners.get(login)) is not None]
+        for owner in owners:
+            self._forget(owner)
+        if owners:
+            await asyncio.gather(*(o.shutdown(logout=True) for o in owners), return_exceptions=True)
+            self._update_live()
+
+    async def hand_over(self) -> None:
+        """Before stopping in a cluster: give every user to its next owner (bounded wait)."""
+        if self.ownership is not None and not self._stopping:
+            self._stopping = True
+            await self.ownership.leave()
+
+    async def claim_push(self, login: str, item: str, fingerprint: str) -> bool:
+        """True when this instance is to push this event (see ``Ownership.claim_push``); a single
+        instance decides alone (its dispatcher's duplicate filter already did)."""
+        if self.ownership is None:
+            return True
+        return await self.ownership.claim_push(login, item, fingerprint)
+
     async def stop(self) -> None:
         """``<logout/>`` every MX session concurrently, then end the owner tasks."""
+        if self.ownership is not None:
+            await self.hand_over()
         self._stopping = True
         owners = list(self._owners.values())
         self._owners.clear()
@@ -97,14 +148,18 @@ class SessionManager:
         self._update_live()
 
     # -- sign-in -----------------------------------------------------------------------------
-    async def sign_in(self, prov: ProvisionedAccount) -> UserSession:
+    async def sign_in(self, prov: ProvisionedAccount, *, forwarded: bool = False) -> UserSession:
         """Make sure ``prov.login`` has a live MX session with these credentials; store the user.
 
-        Raises MXLoginFailed (→403), MXTimeout (→504), MXConnectionFailed/MXTLSError/MXError (→503).
+        Raises MXLoginFailed (→403), MXTimeout (→504), MXConnectionFailed/MXTLSError/MXError (→503);
+        in a cluster ServedElsewhere when another instance owns the user (unless ``forwarded``:
+        a peer already sent it here).
         """
         if self._stopping:
             raise SessionUnavailable(5, "server is stopping")
         login = prov.login
+        if self.ownership is not None:
+            await self.ownership.acquire_for_sign_in(login, forwarded=forwarded)
         async with self._lock(login):
             owner = self._owners.get(login)
             if owner is not None and owner.finished:
@@ -191,6 +246,8 @@ class SessionManager:
     # -- borrowing ---------------------------------------------------------------------------
     def get(self, login: str) -> UserSession:
         """The live session, else SessionUnavailable (reconnecting) or NotSignedIn."""
+        if self.ownership is not None and not self.ownership.holds(login):
+            raise SessionUnavailable(1, "the user is served by another instance")
         owner = self._owners.get(login)
         if owner is None or owner.finished or owner.state == NEEDS_REAUTH:
             raise NotSignedIn()
@@ -234,6 +291,7 @@ class SessionManager:
             "retryAfter": owner.retry_after() if owner.state != LIVE else 0,
             "calls": len(owner.calls),
             "recordings": len(owner.recordings),
+            **({"instance": self.ownership.id} if self.ownership is not None else {}),
         }
 
     def logins(self) -> list[str]:
@@ -249,7 +307,10 @@ class SessionManager:
                 await owner.shutdown(logout=True)
             self._needs_reauth.discard(login)
             self._update_live()
-            return await self.store.delete_user(login)
+            existed = await self.store.delete_user(login)  # its lease goes with it
+            if self.ownership is not None:
+                self.ownership.held.pop(login, None)
+            return existed
 
     async def drop(self, login: str) -> bool:
         """Close the MX session and stop reconnecting, but keep the stored user (admin use)."""
@@ -316,3 +377,4 @@ class SessionManager:
 def _host_text(account: MXAccount) -> str:
     host = f"[{account.host}]" if ":" in account.host else account.host
     return f"{host}:{account.port}"
+

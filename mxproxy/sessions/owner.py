@@ -165,6 +165,10 @@ class Owner:
                 return True
             if not await self._refresh_from_store():
                 return False
+            ownership = self.manager.ownership
+            if ownership is not None and not ownership.holds(self.login):
+                self._attempt_failed(SessionUnavailable(1, "lease not held"))  # fenced: wait
+                return True
             self.attempting = True
             try:
                 async with self.manager._attempt_slots:
