@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
-from mxproxy.config import Config, ConfigError, load_config
+from mxproxy.config import Config, ConfigError, ServerConfig, load_config
 
 log = logging.getLogger("mxproxy.server")
 
@@ -223,14 +223,20 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _uvicorn_config(app: Any, name: str, *, graceful: int) -> uvicorn.Config:
+def _uvicorn_config(app: Any, name: str, *, graceful: int, limits: ServerConfig) -> uvicorn.Config:
+    """``limits``: the connection limits of ``[server]`` (keep-alive, header deadline, cap), the
+    same for both listeners; each listener counts its own connections."""
+    from mxproxy.api.connections import limited_protocol
+
     return uvicorn.Config(
         app,
+        http=limited_protocol("auto", header_timeout=limits.header_timeout,
+                              max_connections=limits.max_connections),
         log_config=None,
         access_log=False,
         server_header=False,  # the API sets its own "Server: MXProxy/2.3"
         lifespan="off",  # the parts are started and stopped by ProxyServer, not by the app
-        timeout_keep_alive=20,
+        timeout_keep_alive=limits.keep_alive_timeout,
         timeout_graceful_shutdown=graceful,
         h11_max_incomplete_event_size=64 * 1024,
         proxy_headers=False,
@@ -241,17 +247,19 @@ def _uvicorn_config(app: Any, name: str, *, graceful: int) -> uvicorn.Config:
 class _HTTPServer:
     """One uvicorn server on a pre-bound socket, run as a task on the current loop."""
 
-    def __init__(self, name: str, listen: Listen, graceful: int) -> None:
+    def __init__(self, name: str, listen: Listen, graceful: int, limits: ServerConfig = ServerConfig()) -> None:
         self.name = name
         self.listen = listen
         self.graceful = graceful
+        self.limits = limits
         self.sock = bind_socket(listen)
         self.port: int = self.sock.getsockname()[1]
         self.server: _EmbeddedServer | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, app: Any) -> None:
-        self.server = _EmbeddedServer(_uvicorn_config(app, self.name, graceful=self.graceful))
+        self.server = _EmbeddedServer(_uvicorn_config(app, self.name, graceful=self.graceful,
+                                                              limits=self.limits))
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]), name=f"uvicorn-{self.name}")
         while not self.server.started:
             if self.task.done():
@@ -383,9 +391,9 @@ class ProxyServer:
 
         config = self.config
         # Listen first (uvicorn accepts only once started): a busy port fails before any MX login.
-        self._public = _HTTPServer("public API", self.public_listen, self.graceful_seconds)
+        self._public = _HTTPServer("public API", self.public_listen, self.graceful_seconds, config.server)
         if self.admin_listen is not None:
-            self._admin = _HTTPServer("admin API", self.admin_listen, self.graceful_seconds)
+            self._admin = _HTTPServer("admin API", self.admin_listen, self.graceful_seconds, config.server)
         self.store = create_store(self.db, config.server.store_key, base_dir=config.base_dir)
         await self.store.open()
         await self.store.claim_exclusive_use()  # SQLite: one process per file
@@ -461,7 +469,8 @@ class ProxyServer:
         except ImportError as exc:
             log.warning("admin API not available (%s); serving the public API only", exc)
             return None
-        return create_admin_app(self.context, push=self.push)
+        bind_host = self.admin_listen.host if self.admin_listen is not None else None
+        return create_admin_app(self.context, push=self.push, bind_host=bind_host)
 
     async def _start_push(self) -> Any:
         """Wire the push dispatcher to session events when the push package provides one."""

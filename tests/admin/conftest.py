@@ -54,7 +54,9 @@ async def build_admin(tmp_path: Path, *, token: str | None = None,
     a real dispatcher from ``create_dispatcher`` is started and handed to the admin app."""
     async with build_api(tmp_path) as api:
         ctx = api.ctx
-        config = replace(ctx.config, server=replace(ctx.config.server, admin_token=token))
+        # the clients below say Host: admin.test (a name the admin answers only when configured)
+        config = replace(ctx.config, server=replace(ctx.config.server, admin_token=token,
+                                                     admin_hosts=("admin.test",)))
         if push_config is not None:
             config = replace(config, voip=push_config.voip, push=push_config.push)
         ctx.config = config
