@@ -136,6 +136,6 @@ class ClusterStatements:
     async def cluster_housekeeping(self, *, dead_after: float, claims_after: float) -> None:
         now = self._now
         async with self._transaction() as tx:
-            await tx.run(f"DELETE FROM {self._instances} WHERE heartbeat_at < {now} - ?", float(dead_after))
-            await tx.run(f"DELETE FROM {self._claims} WHERE claimed_at < {now} - ?", float(claims_after))
+            await tx.run(f"DELETE FROM {self._instances} WHERE heartbeat_at <= {now} - ?", float(dead_after))
+            await tx.run(f"DELETE FROM {self._claims} WHERE claimed_at <= {now} - ?", float(claims_after))
             await tx.run(f"DELETE FROM {self._leases} WHERE login NOT IN (SELECT login FROM {self._users})")
