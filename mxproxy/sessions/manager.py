@@ -246,9 +246,12 @@ class SessionManager:
     # -- borrowing ---------------------------------------------------------------------------
     def get(self, login: str) -> UserSession:
         """The live session, else SessionUnavailable (reconnecting) or NotSignedIn."""
-        if self.ownership is not None and not self.ownership.holds(login):
-            raise SessionUnavailable(1, "the user is served by another instance")
         owner = self._owners.get(login)
+        if self.ownership is not None:
+            if not self.ownership.holds(login):
+                raise SessionUnavailable(1, "the user is served by another instance")
+            if owner is None:  # the lease came with the last round; the owner task is starting
+                raise SessionUnavailable(1, "the user's mx session is starting on this instance")
         if owner is None or owner.finished or owner.state == NEEDS_REAUTH:
             raise NotSignedIn()
         session = owner.session

@@ -51,6 +51,12 @@ class ClusterOptions:
         return self.lease_ttl / 3
 
     @property
+    def handover_grace(self) -> float:
+        """How long the previous owner keeps pushing (claims deduplicate) after its lease moved:
+        the new owner's MX login must not open a gap in which a new ring is lost."""
+        return 2 * self.renew_interval
+
+    @property
     def retry_interval(self) -> float:
         return max(0.1, self.lease_ttl / 15)
 
@@ -102,6 +108,7 @@ class Ownership:
         self.id = options.instance_id
         self.stats = ClusterStats()
         self.held: dict[str, Held] = {}
+        self.handed: dict[str, Held] = {}  # lost moments ago: may push for the grace, then logout
         self.view = _View()
         self.leaving = False
         self.ready = False  # the last round succeeded within the TTL
@@ -248,7 +255,8 @@ class Ownership:
         # only what we held when the round began: a sign-in may have taken a lease since
         lost = [login for login in before if login in self.held and login not in renewed]
         for login in lost:
-            del self.held[login]
+            lease = self.held.pop(login)
+            self.handed[login] = Held(lease.epoch, now + self.options.handover_grace, lease.taken_at)
         for login, lease in renewed.items():
             old = self.held.get(login)
             self.held[login] = Held(lease.epoch, valid_until, old.taken_at if old is not None else now)
@@ -263,9 +271,22 @@ class Ownership:
             log.info("cluster: %d user(s) now owned elsewhere; logging their MX sessions out", len(lost))
         if self._manager is not None:
             if lost:
-                asyncio.create_task(self._manager.release_users(lost), name="cluster-release")
+                asyncio.create_task(self._release_later(lost), name="cluster-release")
             if new:
                 asyncio.create_task(self._manager.run_users(new), name="cluster-run")
+
+    async def _release_later(self, logins: list[str]) -> None:
+        """Log the moved users' sessions out once their new owner had time to log in (one
+        renewal interval; the grace on push claims is twice that)."""
+        await asyncio.sleep(self.options.renew_interval)
+        now = asyncio.get_running_loop().time()
+        gone = [login for login in logins if login not in self.held]  # not taken back meanwhile
+        for login in logins:
+            handed = self.handed.get(login)
+            if handed is not None and handed.valid_until <= now + self.options.renew_interval:
+                self.handed.pop(login, None)
+        if gone and self._manager is not None:
+            await self._manager.release_users(gone)
 
     # -- questions the manager and the API ask -----------------------------------------------
     def holds(self, login: str) -> bool:
@@ -277,13 +298,18 @@ class Ownership:
         return held.epoch if held is not None and self.holds(login) else None
 
     async def claim_push(self, login: str, item: str, fingerprint: str) -> bool:
-        """Fenced: only while we hold the lease, and only the first claim cluster-wide."""
+        """Fenced: only while we hold the lease (or just handed it over), and only the first
+        claim cluster-wide."""
         epoch = self.epoch(login)
         if epoch is None:
-            self.stats.fenced_pushes += 1
-            return False
+            handed = self.handed.get(login)
+            if handed is None or handed.valid_until <= asyncio.get_running_loop().time():
+                self.stats.fenced_pushes += 1
+                return False
+            epoch = handed.epoch
         claimed = await self.store.claim_push(login, item, fingerprint, instance_id=self.id, epoch=epoch,
-                                              window=self.options.claim_window)
+                                              window=self.options.claim_window,
+                                              grace=self.options.handover_grace)
         return claimed
 
     def _member_url(self, instance: str) -> str | None:

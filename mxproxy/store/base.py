@@ -188,10 +188,12 @@ class Store(abc.ABC):
         raise ClusterUnsupported("this store does not keep leases")
 
     async def claim_push(self, login: str, item: str, fingerprint: str, *, instance_id: str, epoch: int,
-                         window: float) -> bool:
+                         window: float, grace: float = 0.0) -> bool:
         """Fenced, cluster-wide duplicate filter: True when this instance, holding ``login``'s
         lease at ``epoch``, is the first to push ``fingerprint`` for ``item`` (a call or mail)
-        within ``window`` seconds; False for a repeat or a lost (or lapsed) lease."""
+        within ``window`` seconds; False for a repeat or a lost (or lapsed) lease. The holder
+        of the previous epoch may still claim for ``grace`` seconds after the lease moved (its
+        session covers the new owner's MX login; the claim keeps it to one push)."""
         raise ClusterUnsupported("this store does not keep push claims")
 
     async def cluster_housekeeping(self, *, dead_after: float, claims_after: float) -> None:

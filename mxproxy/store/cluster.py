@@ -91,11 +91,13 @@ class ClusterStatements:
         pairs = json.dumps([[login, successor] for login, successor in wanted.items()])
         now = self._now
         found = await self._all(
-            f"""INSERT INTO {self._leases} AS l (login, instance, epoch, expires_at, successor)
-            SELECT w.login, ?, 1, {now} + ?, w.successor FROM ({self._json_pairs}) AS w
+            f"""INSERT INTO {self._leases} AS l (login, instance, epoch, expires_at, successor, previous, changed_at)
+            SELECT w.login, ?, 1, {now} + ?, w.successor, NULL, {now} FROM ({self._json_pairs}) AS w
             WHERE w.login IS NOT NULL
             ON CONFLICT (login) DO UPDATE SET
                 epoch = CASE WHEN l.instance = excluded.instance THEN l.epoch ELSE l.epoch + 1 END,
+                previous = CASE WHEN l.instance = excluded.instance THEN l.previous ELSE l.instance END,
+                changed_at = CASE WHEN l.instance = excluded.instance THEN l.changed_at ELSE excluded.changed_at END,
                 instance = excluded.instance,
                 expires_at = excluded.expires_at,
                 successor = CASE WHEN l.instance = excluded.instance THEN excluded.successor ELSE NULL END
@@ -119,17 +121,19 @@ class ClusterStatements:
 
     # pushes -------------------------------------------------------------------------------
     async def claim_push(self, login: str, item: str, fingerprint: str, *, instance_id: str, epoch: int,
-                         window: float) -> bool:
+                         window: float, grace: float = 0.0) -> bool:
         now = self._now
         row = await self._one(
             f"""INSERT INTO {self._claims} AS c (login, item, fingerprint, claimed_at)
             SELECT l.login, ?, ?, {now} FROM {self._leases} l
-            WHERE l.login = ? AND l.instance = ? AND l.epoch = ? AND l.expires_at > {now}
+            WHERE l.login = ? AND (
+                (l.instance = ? AND l.epoch = ? AND l.expires_at > {now})
+                OR (l.previous = ? AND l.epoch = ? + 1 AND l.changed_at > {now} - ?))
             ON CONFLICT (login, item) DO UPDATE SET fingerprint = excluded.fingerprint,
                 claimed_at = excluded.claimed_at
             WHERE c.fingerprint <> excluded.fingerprint OR c.claimed_at <= excluded.claimed_at - ?
             RETURNING login""",
-            item, fingerprint, login, instance_id, int(epoch), float(window),
+            item, fingerprint, login, instance_id, int(epoch), instance_id, int(epoch), float(grace), float(window),
         )
         return row is not None
 

@@ -114,7 +114,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                 instance TEXT NOT NULL,
                 epoch INTEGER NOT NULL,
                 expires_at REAL NOT NULL,
-                successor TEXT
+                successor TEXT,
+                previous TEXT,
+                changed_at REAL NOT NULL
             )""",
             "CREATE INDEX user_leases_by_instance ON user_leases (instance)",
             """CREATE TABLE push_claims (
@@ -138,7 +140,9 @@ MIGRATIONS: tuple[Migration, ...] = (
                 instance TEXT NOT NULL,
                 epoch BIGINT NOT NULL,
                 expires_at DOUBLE PRECISION NOT NULL,
-                successor TEXT
+                successor TEXT,
+                previous TEXT,
+                changed_at DOUBLE PRECISION NOT NULL
             )""",
             "CREATE INDEX user_leases_by_instance ON {s}.user_leases (instance)",
             """CREATE TABLE {s}.push_claims (

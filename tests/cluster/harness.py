@@ -203,14 +203,26 @@ host = "127.0.0.1:{self.sim.port}"
         r.raise_for_status()
         return set(r.json()["connections"])
 
-    async def owners(self) -> dict[str, str]:
-        """login -> instance running its live MX session, from every running instance's admin."""
-        found: dict[str, str] = {}
+    async def live_on(self) -> dict[str, list[str]]:
+        """login -> instances that list it live (two only for a moment during a handover)."""
+        found: dict[str, list[str]] = {}
         for instance in self.running():
             for login in await self.connections(instance):
-                assert login not in found, f"{login} is live on {found[login]} and {instance.name}"
-                found[login] = instance.name
+                found.setdefault(login, []).append(instance.name)
         return found
+
+    async def owners(self) -> dict[str, str]:
+        """login -> the one instance running its live MX session (fails while one is on two)."""
+        found = await self.live_on()
+        doubled = {login: names for login, names in found.items() if len(names) > 1}
+        assert not doubled, f"live on two instances: {doubled}"
+        return {login: names[0] for login, names in found.items()}
+
+    async def settled(self) -> bool:
+        """Every user live on exactly one instance, with exactly one MX session."""
+        found = await self.live_on()
+        every = {u.login for u in self.users}
+        return set(found) == every and all(len(v) == 1 for v in found.values()) and await self.one_session_each()
 
     async def sign_in(self, login: str, via: Instance) -> str:
         r = await self.client.post(f"{via.url}/auth", auth=CLIENT, data={

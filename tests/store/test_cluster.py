@@ -176,3 +176,14 @@ async def test_in_process_second_claim_on_one_sqlite_file_is_refused(tmp_path: P
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_previous_holder_may_claim_only_within_the_handover_grace(store: Store) -> None:
+    await add_users(store, "u1")
+    await store.renew_leases("a", {"u1": "b"}, ttl=30)
+    assert (await store.renew_leases("b", {"u1": None}, ttl=30))["u1"].epoch == 2
+    assert await store.claim_push("u1", "call:1", "ring", instance_id="a", epoch=1, window=30, grace=30)
+    assert not await store.claim_push("u1", "call:1", "ring", instance_id="b", epoch=2, window=30)  # one push
+    assert not await store.claim_push("u1", "call:2", "ring", instance_id="a", epoch=1, window=30, grace=0.0)
+    assert not await store.claim_push("u1", "call:3", "ring", instance_id="c", epoch=1, window=30, grace=30)
+    assert await store.claim_push("u1", "call:2", "ring", instance_id="b", epoch=2, window=30)
