@@ -25,6 +25,8 @@ from typing import Any, Iterator
 import uvicorn
 
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
+from mxproxy.store import is_postgres_url
+from mxproxy.store.base import StoreError
 
 log = logging.getLogger("mxproxy.server")
 
@@ -32,6 +34,7 @@ DEFAULT_PUBLIC_PORT = 8000
 DEFAULT_ADMIN_PORT = 8043
 ALL_INTERFACES = "0.0.0.0"
 LOOPBACK = "127.0.0.1"
+WILDCARDS = (ALL_INTERFACES, "::", "")
 
 # How long in-flight requests may run after a shutdown signal before they are cancelled.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -330,6 +333,11 @@ class ProxyServer:
         self.admin_listen = (admin or admin_listen(config.server.admin, config.server.admin_token)
                              if admin_enabled else None)
         self.db = db or config.server.db
+        if is_postgres_url(self.db) and not config.cluster.advertise and self.public_listen.host in WILDCARDS:
+            raise ConfigError(
+                "cluster.advertise: required when instances share a PostgreSQL store and the API listens "
+                "on all interfaces; set it (or ADVERTISE) to the URL peers reach this instance at"
+            )
         self.graceful_seconds = graceful_seconds
         self.push_topics = push_topics  # None: what the configured push senders can deliver to
         self.store: Any = None
@@ -455,11 +463,6 @@ class ProxyServer:
         address when it is a specific one."""
         if self.config.cluster.advertise:
             return self.config.cluster.advertise
-        if self.public_listen.host in (ALL_INTERFACES, "::", ""):
-            raise ConfigError(
-                "cluster.advertise: required when instances share a PostgreSQL store and the API listens "
-                "on all interfaces; set it (or ADVERTISE) to the URL peers reach this instance at"
-            )
         assert self._public is not None
         return Listen(self.public_listen.host, self._public.port).url()
 
@@ -614,7 +617,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG
-    except OSError as exc:
+    except (OSError, StoreError) as exc:  # e.g. a SQLite store another process is using
         log.error("startup failed: %s", exc)
         return EXIT_STARTUP_FAILED
     except KeyboardInterrupt:  # a signal before the handlers were installed
