@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
 from mxproxy.store import is_postgres_url
 from mxproxy.store.base import StoreError
@@ -233,7 +234,8 @@ def _uvicorn_config(app: Any, name: str, *, graceful: int, limits: ServerConfig)
 
     return uvicorn.Config(
         app,
-        http=limited_protocol("auto", header_timeout=limits.header_timeout,
+        # httptools where installed (bounded like h11 below), with the deadline and the cap
+        http=limited_protocol(runtime.http_protocol(), header_timeout=limits.header_timeout,
                               max_connections=limits.max_connections),
         log_config=None,
         access_log=False,
@@ -241,7 +243,7 @@ def _uvicorn_config(app: Any, name: str, *, graceful: int, limits: ServerConfig)
         lifespan="off",  # the parts are started and stopped by ProxyServer, not by the app
         timeout_keep_alive=limits.keep_alive_timeout,
         timeout_graceful_shutdown=graceful,
-        h11_max_incomplete_event_size=64 * 1024,
+        h11_max_incomplete_event_size=runtime.MAX_REQUEST_HEAD,
         proxy_headers=False,
         ws="none",
     )
@@ -396,12 +398,15 @@ class ProxyServer:
         from mxproxy.provisioning import create_provisioner
         from mxproxy.sessions import SessionManager
         from mxproxy.store import create_store
+        from mxproxy.upgrade.takeover import take_over_bolt_store
 
         config = self.config
         # Listen first (uvicorn accepts only once started): a busy port fails before any MX login.
         self._public = _HTTPServer("public API", self.public_listen, self.graceful_seconds, config.server)
         if self.admin_listen is not None:
             self._admin = _HTTPServer("admin API", self.admin_listen, self.graceful_seconds, config.server)
+        # MX Proxy 2.3's bbolt file where the SQLite store should be: import it beside, use that
+        self.db = await take_over_bolt_store(self.db, config)
         self.store = create_store(self.db, config.server.store_key, base_dir=config.base_dir)
         await self.store.open()
         await self.store.claim_exclusive_use()  # SQLite: one process per file
@@ -569,6 +574,7 @@ async def serve(server: ProxyServer) -> int:
             log.warning("received %s again, forcing shutdown", sig.name)
             server.force_stop()
 
+    log.info("running on %s", runtime.describe(loop, runtime.http_protocol()))
     installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -613,7 +619,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     configure_logging(config)
     try:
-        return asyncio.run(serve(server))
+        return runtime.run(serve(server))
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxproxy import SERVER_NAME
-from mxproxy.api import auth, calls, conferences, debuglog, directory, tokens, voicemails
+from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
@@ -95,7 +95,7 @@ def create_app(ctx: ApiContext) -> Starlette:
     if ctx.forwarder is not None:
         middleware.append(Middleware(ForwardingMiddleware, ctx=ctx))
     app = Starlette(
-        routes=list(ROUTES),
+        routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
         middleware=middleware,
         exception_handlers=exception_handlers(),
     )

@@ -100,6 +100,18 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         version=2,
+        description="users.sign_in_name: the name typed at sign-in, so the admin API accepts it",
+        sqlite=(
+            "ALTER TABLE users ADD COLUMN sign_in_name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX users_by_sign_in_name ON users (lower(sign_in_name))",
+        ),
+        postgres=(
+            "ALTER TABLE {s}.users ADD COLUMN sign_in_name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX users_by_sign_in_name ON {s}.users (lower(sign_in_name))",
+        ),
+    ),
+    Migration(
+        version=3,
         description="cluster: instance membership, per-user leases, cluster-wide push claims",
         sqlite=(
             """CREATE TABLE cluster_instances (
