@@ -81,7 +81,7 @@ host = "127.0.0.1:{sim_port}"
         import subprocess
 
         env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE")}
-        self.proc = subprocess.Popen([MXPROXY, "serve", "--config", str(self.config), "--log-level", "warning"],
+        self.proc = subprocess.Popen([MXPROXY, "--log-level", "warning", "serve", "--config", str(self.config)],
                                      cwd=self.config.parent, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
 
@@ -110,11 +110,35 @@ async def live_map(client: httpx.AsyncClient, instances: list[Instance]) -> dict
 async def wait_all_live(client: httpx.AsyncClient, instances: list[Instance], n: int, timeout: float) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
+        dead = [i.name for i in instances if i.proc is not None and i.proc.poll() is not None]
+        if dead:
+            raise RuntimeError(f"instance(s) {dead} exited; see their stderr")
         found = await live_map(client, instances)
         if len(found) == n and all(len(v) == 1 for v in found.values()):
             return time.perf_counter() - start
         await asyncio.sleep(0.25)
     raise RuntimeError(f"not every user live within {timeout:.0f}s")
+
+
+async def per_instance(client: httpx.AsyncClient, instances: list[Instance]) -> dict[str, int]:
+    counts = {i.name: 0 for i in instances}
+    for names in (await live_map(client, instances)).values():
+        counts[names[0]] += 1
+    return counts
+
+
+async def wait_balanced(client: httpx.AsyncClient, instances: list[Instance], n: int, timeout: float) -> float:
+    """Until no lease is being handed over and every user is live once (``GET /cluster``)."""
+    from mxproxy.sessions.placement import owner_of
+
+    start = time.perf_counter()
+    names = [i.name for i in instances]
+    while time.perf_counter() - start < timeout:
+        found = await live_map(client, instances)
+        if len(found) == n and all(v == [owner_of(login, names)] for login, v in found.items()):
+            return time.perf_counter() - start
+        await asyncio.sleep(0.5)
+    raise RuntimeError("placement did not settle")
 
 
 async def xact_commits(dsn: str, name: str) -> int:
@@ -156,11 +180,12 @@ async def run(args: argparse.Namespace) -> None:
                 for inst in instances:
                     inst.start()
                 all_live = await wait_all_live(client, instances, args.users, args.timeout)
-                per_instance = {k: 0 for k in (i.name for i in instances)}
-                for names in (await live_map(client, instances)).values():
-                    per_instance[names[0]] += 1
                 print(f"{args.instances} instances x {args.users} users (lease TTL {args.ttl}): every user live "
-                      f"once after {all_live:.1f}s from process start; per instance {per_instance}", flush=True)
+                      f"once after {all_live:.1f}s from process start; per instance "
+                      f"{await per_instance(client, instances)}", flush=True)
+                balanced = await wait_balanced(client, instances, args.users, args.timeout)
+                print(f"placement settled (every user on its rendezvous owner) after {balanced:.1f}s more: "
+                      f"{await per_instance(client, instances)}", flush=True)
 
                 before = await xact_commits(args.pg, name)
                 t0 = time.perf_counter()

@@ -97,6 +97,7 @@ LOCAL = Route(local=True)
 class _View:
     members: dict[str, Member] = field(default_factory=dict)  # live ones
     leases: dict[str, Lease | None] = field(default_factory=dict)  # every placeable user
+    at: float = 0.0  # loop time of the round that read it
 
 
 class Ownership:
@@ -125,18 +126,15 @@ class Ownership:
         await self.store.heartbeat(self.id, self.options.url)
         log.info("cluster: instance %s joined as %s (lease TTL %.1fs)", self.id, self.options.url,
                  self.options.lease_ttl)
+        # peers starting at the same moment must see each other before anyone takes users
         settle = min(self.options.renew_interval, 2.0) if settle is None else settle
-        if settle > 0 and await self._others_alive():
+        if settle > 0:
             await asyncio.sleep(settle)
         try:
             await self.round()
         except StoreError as exc:
             log.warning("cluster: first lease round failed: %s", exc)
         self._task = asyncio.create_task(self._loop(), name="cluster-leases")
-
-    async def _others_alive(self) -> bool:
-        members = await self.store.members()
-        return any(m.id != self.id and m.heartbeat_age < self.options.lease_ttl for m in members)
 
     async def leave(self, timeout: float | None = None) -> None:
         """Hand every user to its next owner, wait (bounded) until they took them, then leave."""
@@ -235,7 +233,7 @@ class Ownership:
             valid_until = started + ttl * (1 - SAFETY)
             previous = {p.login: p.lease for p in placements}
             self._apply(renewed, valid_until, previous, before)
-            self.view = _View(members=members, leases={**previous, **renewed})
+            self.view = _View(members=members, leases={**previous, **renewed}, at=started)
             self.stats.rounds += 1
             self.stats.handovers = sum(1 for lease in renewed.values() if lease.successor)
             self.stats.last_round_seconds = loop.time() - started
@@ -327,6 +325,14 @@ class Ownership:
         stored so the local answer is the right 401), the holder, or 503 while it is replaced."""
         if self.holds(login):
             return LOCAL
+        view = self.view
+        cached = view.leases.get(login)
+        age = asyncio.get_running_loop().time() - view.at
+        if cached is not None and cached.instance != self.id and cached.successor is None \
+                and cached.expires_in - age > self.options.lease_ttl / 2 and age < self.options.renew_interval * 1.5:
+            member = view.members.get(cached.instance)
+            if member is not None and not member.leaving:  # settled: no store round trip
+                return Route(url=member.url, instance=cached.instance)
         lease = await self.store.lease_of(login)
         if lease is not None and lease.expires_in > 0 and lease.instance != self.id:
             url = self._member_url(lease.instance) or await self._fresh_url(lease.instance)
