@@ -8,8 +8,8 @@ Measured, in one run:
 * **all live**: from starting the instances (users already stored) until every user has a live
   MX session on exactly one instance (admin ``/connections`` of all instances);
 * **renewal cost**: transactions/s the database committed while the cluster idled
-  (``pg_stat_database.xact_commit``; every statement of the store is its own transaction),
-  per instance;
+  (``pg_stat_database.xact_commit``; every store statement is its own transaction, and asyncpg's
+  reset of the pooled connection after it one more), per instance;
 * **takeover**: SIGKILL one instance, time until its users are live on the survivors;
 * **forwarding**: ``GET /auth`` p50/p99 sent to the owner directly vs to another instance
   (forwarded), sequential, interleaved, and the difference.
@@ -187,13 +187,16 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"placement settled (every user on its rendezvous owner) after {balanced:.1f}s more: "
                       f"{await per_instance(client, instances)}", flush=True)
 
+                await asyncio.sleep(args.idle / 2)  # let start-up traffic (logins read their users) end
                 before = await xact_commits(args.pg, name)
                 t0 = time.perf_counter()
                 await asyncio.sleep(args.idle)
                 after = await xact_commits(args.pg, name)
                 rate = (after - before - 1) / (time.perf_counter() - t0)
+                # asyncpg resets a pooled connection after each use: two transactions per statement
                 print(f"renewal while idle: {rate:.2f} transactions/s on PostgreSQL for the cluster, "
-                      f"{rate / args.instances:.2f} per instance", flush=True)
+                      f"{rate / args.instances:.2f} per instance (= {rate / args.instances / 2:.2f} store "
+                      f"statements/s: asyncpg's connection reset is a transaction of its own)", flush=True)
 
                 # forwarding: GET /auth of one user, to its owner directly vs via another instance
                 r = await client.post(f"{instances[0].url}/auth", auth=CLIENT,
