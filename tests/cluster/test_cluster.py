@@ -55,6 +55,15 @@ async def test_three_instances_run_one_session_per_user_and_push_each_ring_once(
         answers = [await rig.who_am_i(user.login, instance) for instance in rig.running()]
         assert [r.status_code for r in answers] == [200, 200, 200], [r.text for r in answers]
         assert len({r.text for r in answers}) == 1 and answers[0].json()["ext"] == user.ext
+    # status, headers and streamed bodies pass through: a voicemail download, a 404
+    mail = rig.sim.fixture.add_voicemail(rig.users[0].login, audio_size=300_000)
+    auth = {"Authorization": f"Bearer {rig.tokens[rig.users[0].login]}"}
+    downloads = [await rig.client.get(f"{i.url}/voicemails/{mail.mail_id}", headers=auth) for i in rig.running()]
+    assert [r.status_code for r in downloads] == [200, 200, 200]
+    assert all(r.content == downloads[0].content and len(r.content) == 300_000 for r in downloads)
+    assert len({r.headers.get("content-type") for r in downloads}) == 1
+    missing = [await rig.client.get(f"{i.url}/calls/987654321", headers=auth) for i in rig.running()]
+    assert len({(r.status_code, r.text) for r in missing}) == 1 and missing[0].status_code == 404
     # one ring each: exactly one push per device, and still one MX session each
     for user in rig.users:
         await ring(rig, user.login)
