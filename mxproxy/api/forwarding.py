@@ -41,6 +41,7 @@ log = logging.getLogger("mxproxy.cluster")
 PEER_HEADER = "x-mxproxy-peer"  # "<instance>;<unix time>;<hex hmac>"
 HOP_HEADER = "x-mxproxy-hop"
 MAX_HOPS = 1
+BUFFER_LIMIT = 64 * 1024  # answers up to this size are read whole before they are passed on
 PEER_CLOCK_SKEW = 60.0  # seconds a peer signature stays acceptable
 #: Routes served wherever they arrive (no user session behind them).
 LOCAL_PATHS = frozenset({"/openapi.json", "/debug/log"})
@@ -137,11 +138,19 @@ class Forwarder:
             return error_response(503, MOVING, {"Retry-After": "1"})
         self.forwarded += 1
         self._observe("ok", started)
-        response = StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
-                                     background=BackgroundTask(answer.aclose))
         # the owner's headers as they are (its Server header is stamped again here)
-        response.raw_headers = [(k, v) for k, v in answer.headers.raw
-                                if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"server"]
+        headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"server"]
+        length = answer.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= BUFFER_LIMIT:  # small JSON answers: one write
+            try:
+                body = b"".join([chunk async for chunk in answer.aiter_raw()])  # as sent (gzip stays gzip)
+            finally:
+                await answer.aclose()
+            response: Response = Response(body, status_code=answer.status_code)
+        else:  # large or unknown length (voicemail audio): streamed as it arrives
+            response = StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
+                                         background=BackgroundTask(answer.aclose))
+        response.raw_headers = headers
         return response
 
     def _observe(self, result: str, started: float) -> None:

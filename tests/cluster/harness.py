@@ -218,11 +218,16 @@ host = "127.0.0.1:{self.sim.port}"
         assert not doubled, f"live on two instances: {doubled}"
         return {login: names[0] for login, names in found.items()}
 
-    async def settled(self) -> bool:
-        """Every user live on exactly one instance, with exactly one MX session."""
+    async def settled(self, *, serving: str | None = None) -> bool:
+        """Every user live on exactly one instance, with exactly one MX session (and, with
+        ``serving``, that instance runs some of them), all in one snapshot."""
         found = await self.live_on()
         every = {u.login for u in self.users}
-        return set(found) == every and all(len(v) == 1 for v in found.values()) and await self.one_session_each()
+        if set(found) != every or any(len(v) != 1 for v in found.values()):
+            return False
+        if serving is not None and not any(v == [serving] for v in found.values()):
+            return False
+        return await self.one_session_each()
 
     async def sign_in(self, login: str, via: Instance) -> str:
         r = await self.client.post(f"{via.url}/auth", auth=CLIENT, data={
