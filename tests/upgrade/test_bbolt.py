@@ -153,7 +153,7 @@ def test_a_page_reached_twice_is_refused() -> None:
     data = bytearray(fixture_db("many").read_bytes())
     bolt = parse_bolt(bytes(data))
     for page in range(2, bolt.high_water):
-        if struct.unpack_from("<HH", data, page * 4096 + 8) [0] == 0x01:
+        if struct.unpack_from("<H", data, page * 4096 + 8)[0] == 0x01:
             (first,) = struct.unpack_from("<Q", data, page * 4096 + 16 + 8)
             struct.pack_into("<Q", data, page * 4096 + 16 + 16 + 8, first)  # second child = first
             break
