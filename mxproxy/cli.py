@@ -23,6 +23,8 @@ def _simulator_args(p: argparse.ArgumentParser) -> None:
         "--quirk", action="append", default=[], metavar="NAME=VALUE",
         help="protocol quirk switch (see docs/simulator.md); may repeat",
     )
+    p.add_argument("--profile", default="spec",
+                   help="named set of quirks: spec, name-matched, strict-order, mixed, dialect (docs/simulator.md)")
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
