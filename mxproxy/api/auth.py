@@ -11,10 +11,12 @@ from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
+from mxproxy.api.forwarding import buffered_body, is_forwarded
 from mxproxy.api.render import json_response
 from mxproxy.auth.clients import check_client
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.auth.signin_limits import SignInThrottled
+from mxproxy.sessions.errors import ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -138,6 +140,8 @@ async def sign_in(request: Request) -> Response:
     limited by ``[signin]`` (429 before any work once a window is spent)."""
     ctx = context(request)
     metrics, limiter = ctx.metrics, ctx.signin_limits
+    if is_forwarded(request):
+        limiter = None  # counted by the instance the client reached
     client = client_host(request)
     try:
         if limiter is not None:
@@ -158,7 +162,9 @@ async def sign_in(request: Request) -> Response:
     if metrics is not None:
         metrics.logins.labels(login_result(None)).inc()
     if limiter is not None:
-        quota = await limiter.settle(client, getattr(request.state, "signin_username", None), failed=False)
+        # a sign-in forwarded to the instance serving the user comes back as an answer, refusals too
+        quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
+                                     failed=response.status_code in (401, 403))
         if quota is not None:
             response.headers.update(quota.headers())
     return response
@@ -173,7 +179,15 @@ async def _sign_in(request: Request) -> Response:
     else:
         raise ApiError(401, "unauthorized", BASIC_CHALLENGE)
     ctx = context(request)
-    await ctx.sessions.sign_in(prov)
+    try:
+        if is_forwarded(request):
+            await ctx.sessions.sign_in(prov, forwarded=True)
+        else:
+            await ctx.sessions.sign_in(prov)
+    except ServedElsewhere as exc:
+        if ctx.forwarder is None:
+            raise
+        return await ctx.forwarder.forward(request, exc.url, buffered_body(request))
     issued = await ctx.tokens.issue(prov.login)
     return json_response(
         {"token_type": "Bearer", "access_token": issued.access_token, "expires_in": int(issued.expires_in)}
