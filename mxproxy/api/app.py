@@ -24,6 +24,7 @@ from mxproxy import SERVER_NAME
 from mxproxy.api import auth, calls, conferences, debuglog, directory, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
+from mxproxy.api.idempotency import IdempotencyCache
 from mxproxy.api.observe import ObserveMiddleware
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
@@ -97,4 +98,5 @@ def create_app(ctx: ApiContext) -> Starlette:
         exception_handlers=exception_handlers(),
     )
     app.state.ctx = ctx
+    app.state.idempotency = IdempotencyCache(ctx.config.server.idempotency_ttl, ctx.config.server.idempotency_keys)
     return app
