@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mxproxy.api.auth import current_session
+from mxproxy.api.auth import context, current_session
 from mxproxy.api.bodies import Field, read_fields
 from mxproxy.api.errors import ApiError
+from mxproxy.api.idempotency import idempotently
 from mxproxy.api.render import conference_info_json, conference_json, json_response, no_content
 from mxproxy.connectors.base import Conference
 from mxproxy.connectors.errors import CSTAError
+
+if TYPE_CHECKING:
+    from mxproxy.sessions import UserSession
 
 CONFERENCE_FIELDS = [
     Field("Id"), Field("ownerId", "id"), Field("name"), Field("accessId", "id"), Field("description"),
@@ -48,8 +56,28 @@ async def conferences_route(request: Request) -> Response:
     session = await current_session(request)
     if request.method == "GET":
         return json_response({"conferences": [conference_json(c) for c in await session.mx.conferences()]})
+    return await idempotently(request, lambda: create_conference(request, session))
+
+
+#: One lock per user while a create checks the cap, so concurrent creates cannot pass it together
+#: (a user's requests all reach the instance owning their session, also in cluster mode).
+_create_locks: "weakref.WeakValueDictionary[str, asyncio.Lock]" = weakref.WeakValueDictionary()
+
+
+async def create_conference(request: Request, session: "UserSession") -> Response:
+    """At most ``[server] maxConferences`` per owner (the caller, and the ``ownerId`` the body
+    names): every conference is on the MX and in every ``GET /conferences`` answer, which has to
+    fit one CSTA frame (docs/compat.md A29)."""
     conference = await _conference_body(request, session.info.user_id, None)
-    created = await session.mx.create_conference(conference)
+    limit = context(request).config.server.max_conferences
+    lock = _create_locks.setdefault(session.login, asyncio.Lock())
+    async with lock:
+        owners = {session.info.user_id, conference.owner_id}
+        owned = sum(1 for c in await session.mx.conferences() if c.owner_id in owners)
+        if owned >= limit:
+            raise ApiError(409, f"conference limit reached: at most {limit} conferences per user; "
+                                "delete one first")
+        created = await session.mx.create_conference(conference)
     return json_response({"conference": conference_json(created)})
 
 

@@ -20,6 +20,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "empty_call_log": ("empty", "nothing"),
     "next_chunk_past_end": ("error", "repeat"),
     "mail_list_default": ("VoiceMail", "Recording", "Fax", "Undefined", "all"),
+    "oversized_answer": ("drop", "wrap"),
 }
 
 
@@ -68,6 +69,11 @@ class Quirks:
     #: Accept ``MonitorStartAb`` (then send ``Ab*UserEvent``s); false answers it with
     #: ``CSTAErrorCode`` (an MX without address-book notifications).
     address_book_events: bool = True
+    #: An answer too large for one frame (e.g. ``ConfList`` of hundreds of conferences): ``drop``
+    #: sends nothing (spec §12: never a frame > 65 535 bytes; the client times out); ``wrap``
+    #: writes it whole with the length field wrapped at 16 bits, as a writer that does not check
+    #: it (spec §1.3).
+    oversized_answer: str = "drop"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
