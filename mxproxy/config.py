@@ -8,12 +8,14 @@ so an operator never has to guess which line is wrong.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import ssl
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from mxproxy.durations import DurationError, parse_duration
 
@@ -31,15 +33,43 @@ class ConfigError(ValueError):
     """A config value is missing or wrong; the message names the key."""
 
 
-class _Section:
-    """Reads one TOML table, remembering the dotted path for error messages."""
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name a typo most likely meant (case-insensitive), or None."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
 
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+
+def unknown_key(path: str, name: str, known: Iterable[str], *, table: bool = False) -> ConfigError:
+    """The one-line error for a key nobody declared, with the closest known name as a hint."""
+    dotted = f"{path}.{name}" if path else name
+    known = sorted(set(known))
+    match = closest(name, known)
+    if match:
+        hint = f"did you mean {match}?"
+    else:
+        hint = f"known: {', '.join(known)}" if known else "this table takes no keys"
+    return ConfigError(f"{dotted}: unknown {'table' if table else 'key'} ({hint})")
+
+
+class _Section:
+    """Reads one TOML table, remembering the dotted path for error messages.
+
+    Reading a key with a typed reader *declares* it: once the whole file is parsed, every key no
+    reader asked for is an unknown key (``check_unknown``). Tables opened with ``table()`` share
+    one list, so a new table is checked without anyone having to remember it.
+    """
+
+    def __init__(self, data: Mapping[str, Any], path: str, *, base_dir: Path | None = None,
+                 tables: list["_Section"] | None = None) -> None:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{path or 'config'}: expected a table")
         self.data = data
         self.path = path
+        self.base_dir = base_dir or Path.cwd()
         self.seen: set[str] = set()
+        self.tables: list[_Section] = tables if tables is not None else []
+        self.tables.append(self)
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -69,7 +99,8 @@ class _Section:
         return value
 
     def duration(self, name: str, default: str | float, positive: bool = True) -> float:
-        """A Go duration string in seconds; when absent, ``default`` (a string to parse, or seconds)."""
+        """A Go duration string in seconds; when absent, ``default`` (a string to parse, or seconds).
+        ``positive=False`` also accepts ``"0s"`` (never a negative duration)."""
         if not isinstance(default, str) and name not in self.data:
             self.seen.add(name)
             return float(default)
@@ -82,7 +113,13 @@ class _Section:
             raise ConfigError(f"{self.key(name)}: {exc}") from None
         if positive and seconds <= 0:
             raise ConfigError(f"{self.key(name)}: must be a positive duration")
+        if seconds < 0:
+            raise ConfigError(f"{self.key(name)}: must not be negative")
         return seconds
+
+    def optional_duration(self, name: str) -> float | None:
+        """A positive duration, or None when the key is absent (the caller derives a default)."""
+        return self.duration(name, "1s") if name in self.data else self.raw(name)
 
     def strings(self, name: str) -> list[str]:
         value = self.raw(name, [])
@@ -103,31 +140,78 @@ class _Section:
             out[str(k)] = v
         return out
 
+    def path_value(self, name: str) -> str | None:
+        """A file or folder path, made absolute against the config file's folder (None if unset)."""
+        value = self.string(name)
+        if not value:
+            return None
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else self.base_dir / p)
+
+    def readable_file(self, name: str) -> str | None:
+        """A path that must name a readable file now: a typo stops start-up, not the first use."""
+        path = self.path_value(name)
+        if path is not None:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(f"{self.key(name)}: cannot read {path}: {exc.strerror}") from None
+        return path
+
+    def ca_file(self, name: str) -> str | None:
+        """A readable PEM file of CA certificates."""
+        path = self.readable_file(name)
+        if path is not None:
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=path)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ConfigError(f"{self.key(name)}: {path} holds no usable CA certificate ({exc})") from None
+        return path
+
+    def read(self, kind: str, name: str, default: Any) -> Any:
+        """One declared option by its kind's name (connector options declare theirs this way)."""
+        readers = {
+            "string": lambda: self.string(name, default),
+            "boolean": lambda: self.boolean(name, default),
+            "integer": lambda: self.integer(name, default),
+            "duration": lambda: self.duration(name, default, positive=False),
+            "strings": lambda: self.strings(name) if name in self.data else self.raw(name, default),
+            "path": lambda: self.path_value(name) if name in self.data else self.raw(name, default),
+        }
+        if kind not in readers:
+            raise ConfigError(f"{self.key(name)}: option declared with unknown kind {kind!r}")
+        return readers[kind]()
+
     def table(self, name: str) -> "_Section":
         value = self.raw(name, {})
-        return _Section(value, self.key(name))
+        return _Section(value, self.key(name), base_dir=self.base_dir, tables=self.tables)
 
-    def warn_unknown(self, known_tables: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        for name in self.data:
-            if name not in self.seen and name not in known_tables:
-                log.warning("config: unknown key %s ignored", self.key(name))
+    def check_unknown(self, allow: bool = False) -> None:
+        """Every key of every table opened from this one must have been read by someone: an
+        unknown key stops start-up (one line, with a suggestion), unless ``allow`` only warns."""
+        for section in self.tables:
+            for name, value in section.data.items():
+                if name in section.seen:
+                    continue
+                error = unknown_key(section.path, name, section.seen, table=isinstance(value, Mapping))
+                if not allow:
+                    raise error
+                log.warning("config: %s; ignored (server.allowUnknownKeys)", error)
 
 
-def option_reader(options: Mapping[str, Any], path: str) -> _Section:
-    """Typed reads of a table's extra options (``mx.options`` …), with the same checks and
-    messages as the keys the config parser knows itself."""
-    return _Section(options, path)
-
-
-def resolve_secret(value: str, key: str) -> str:
-    """Resolve ``env:NAME`` and ``file:PATH`` references so secrets can stay out of the file."""
+def resolve_secret(value: str, key: str, base_dir: Path | None = None) -> str:
+    """Resolve ``env:NAME`` and ``file:PATH`` references so secrets can stay out of the file;
+    a relative ``file:`` path is relative to ``base_dir`` (the config file's folder)."""
     if value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
             raise ConfigError(f"{key}: environment variable {name} is not set")
         return os.environ[name]
     if value.startswith("file:"):
-        path = Path(value[5:])
+        path = Path(value[5:]).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
         try:
             return path.read_text().strip()
         except OSError as exc:
@@ -137,11 +221,15 @@ def resolve_secret(value: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class MXConfig:
-    """How we talk to the MX: which connector, TLS policy, protocol timings."""
+    """How we talk to the MX: which connector, TLS policy, protocol timings, session timings.
+
+    ``options`` holds the connector's own ``[mx]`` keys, typed by the connector's declaration
+    (``Connector.options``), absent ones at their declared default.
+    """
 
     connector: str = "zultys"
     tls_verify: bool = False
-    ca_file: str | None = None
+    ca_file: str | None = None  # absolute (relative paths resolve against the config folder)
     cert_fingerprint: str | None = None
     connect_timeout: float = 20.0
     response_timeout: float = 7.0
@@ -150,6 +238,16 @@ class MXConfig:
     call_log_chunk: int = 21
     call_log_idle: float = 1.0
     event_queue: int = 1000
+    provisioning_timeout: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    forced_logout_delay: float = 300.0
+    call_info_ttl: float = 2 * 3600.0
+    directory_ttl: float = 60.0  # 0: never cached
+    call_log_ttl: float = 30.0  # 0: never cached
+    resume_concurrency: int = 100
+    resume_wait: float = 5.0
+    sign_in_wait: float | None = None  # None: connect + 2 x response timeout + 1 s
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -165,7 +263,7 @@ class JWTConfig:
 class ApnTokenConfig:
     """APNs token (.p8) authentication, ``[voip.apnToken]``: one key signs for many bundles."""
 
-    key_file: str
+    key_file: str  # absolute
     key_id: str
     team_id: str
     topics: tuple[str, ...]
@@ -176,7 +274,6 @@ class VoipConfig:
     apn_ttl: float = 600.0
     apn: Mapping[str, str] = field(default_factory=dict)
     fcm: Mapping[str, str] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
     apn_token: ApnTokenConfig | None = None
 
 
@@ -230,6 +327,7 @@ class ServerConfig:
     db: str = "mxproxy.db"
     store_key: str | None = None
     admin_token: str | None = None
+    allow_unknown_keys: bool = False  # forward compatibility: unknown keys warn instead of failing
     # what a client may make us hold (docs/operations.md, "Connection limits")
     admin_hosts: tuple[str, ...] = ()  # Host names the admin API answers besides its bind/loopback
     keep_alive_timeout: float = 20.0  # idle keep-alive connection closed after this
@@ -272,21 +370,27 @@ class Config:
         return p if p.is_absolute() else self.base_dir / p
 
 
+def _connector_options(s: _Section, connector: str) -> dict[str, Any]:
+    """The connector's own ``[mx]`` keys, read as the connector declares them."""
+    from mxproxy.connectors.registry import declared_options  # the registry imports this module
+
+    return {name: s.read(option.kind, name, option.default)
+            for name, option in declared_options(connector).items()}
+
+
 def _mx(s: _Section) -> MXConfig:
-    known = {
-        "connector", "tlsVerify", "caFile", "certFingerprint", "connectTimeout", "responseTimeout",
-        "keepalive", "readDeadline", "callLogChunk", "callLogIdle", "eventQueue",
-    }
+    connector = s.string("connector", "zultys")
     fingerprint = s.string("certFingerprint") or None
     if fingerprint is not None:
         digits = fingerprint.replace(":", "").lower()
         if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
             raise ConfigError(f"{s.key('certFingerprint')}: expected a SHA-256 fingerprint (64 hex digits)")
         fingerprint = digits
+    d = MXConfig
     cfg = MXConfig(
-        connector=s.string("connector", "zultys"),
+        connector=connector,
         tls_verify=s.boolean("tlsVerify", False),
-        ca_file=s.string("caFile") or None,
+        ca_file=s.ca_file("caFile"),
         cert_fingerprint=fingerprint,
         connect_timeout=s.duration("connectTimeout", "20s"),
         response_timeout=s.duration("responseTimeout", "7s"),
@@ -295,10 +399,22 @@ def _mx(s: _Section) -> MXConfig:
         call_log_chunk=s.integer("callLogChunk", 21, minimum=1),
         call_log_idle=s.duration("callLogIdle", "1s"),
         event_queue=s.integer("eventQueue", 1000, minimum=1),
-        options={k: v for k, v in s.data.items() if k not in known},
+        provisioning_timeout=s.duration("provisioningTimeout", d.provisioning_timeout),
+        reconnect_min=s.duration("reconnectMin", d.reconnect_min),
+        reconnect_max=s.duration("reconnectMax", d.reconnect_max),
+        forced_logout_delay=s.duration("forcedLogoutDelay", d.forced_logout_delay),
+        call_info_ttl=s.duration("callInfoTTL", d.call_info_ttl),
+        directory_ttl=s.duration("directoryTTL", d.directory_ttl, positive=False),
+        call_log_ttl=s.duration("callLogTTL", d.call_log_ttl, positive=False),
+        resume_concurrency=s.integer("resumeConcurrency", d.resume_concurrency, minimum=1),
+        resume_wait=s.duration("resumeWait", d.resume_wait),
+        sign_in_wait=s.optional_duration("signInWait"),
+        options=_connector_options(s, connector),
     )
     if cfg.read_deadline <= cfg.keepalive:
         raise ConfigError(f"{s.key('readDeadline')}: must be longer than mx.keepalive")
+    if cfg.reconnect_max < cfg.reconnect_min:
+        raise ConfigError(f"{s.key('reconnectMax')}: must not be shorter than mx.reconnectMin")
     return cfg
 
 
@@ -306,7 +422,7 @@ def _apn_token(voip_s: _Section) -> ApnTokenConfig | None:
     if "apnToken" not in voip_s.data:
         return None
     s = voip_s.table("apnToken")
-    key_file = s.string("keyFile")
+    key_file = s.path_value("keyFile") or ""  # a credential: one that fails to load is reported, not fatal
     key_id = s.string("keyId")
     team_id = s.string("teamId")
     topics = tuple(s.strings("topics"))
@@ -315,7 +431,6 @@ def _apn_token(voip_s: _Section) -> ApnTokenConfig | None:
             raise ConfigError(f"{s.key(name)}: required for APNs token authentication")
     if not topics:
         raise ConfigError(f"{s.key('topics')}: list the app bundle ids this key may push to")
-    s.warn_unknown()
     return ApnTokenConfig(key_file=key_file, key_id=key_id, team_id=team_id, topics=topics)
 
 
@@ -341,21 +456,19 @@ def _push(s: _Section) -> PushConfig:
     apns = ApnsEndpointConfig(
         production=_host_port(apns_s, "production", ApnsEndpointConfig.production),
         development=_host_port(apns_s, "development", ApnsEndpointConfig.development),
-        ca_file=apns_s.string("caFile") or None,
+        ca_file=apns_s.ca_file("caFile"),
         ping_interval=apns_s.duration("pingInterval", "60s", positive=False),
         max_connections=apns_s.integer("maxConnections", 4, minimum=1),
     )
-    apns_s.warn_unknown()
     fcm_s = s.table("fcm")
     send_url = fcm_s.string("sendURL", FcmEndpointConfig.send_url).rstrip("/")
     if not send_url.startswith(("https://", "http://")):
         raise ConfigError(f"{fcm_s.key('sendURL')}: expected an http(s) URL")
     fcm = FcmEndpointConfig(
         send_url=send_url,
-        ca_file=fcm_s.string("caFile") or None,
+        ca_file=fcm_s.ca_file("caFile"),
         workers=fcm_s.integer("workers", 64, minimum=1),
     )
-    fcm_s.warn_unknown()
     cfg = PushConfig(
         preset=preset,
         events=events,
@@ -370,29 +483,32 @@ def _push(s: _Section) -> PushConfig:
         apns=apns,
         fcm=fcm,
     )
-    s.warn_unknown({"apns", "fcm", "events"})
     return cfg
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
-    """Build a Config from already-parsed TOML data."""
-    root = _Section(data, "")
+    """Build a Config from already-parsed TOML data; relative paths resolve against ``base_dir``.
+
+    Every key is read here by a typed reader, and that read is its declaration: a key nobody
+    reads is an unknown key and stops start-up (``[server] allowUnknownKeys`` only warns).
+    """
+    base_dir = base_dir or Path.cwd()
+    root = _Section(data, "", base_dir=base_dir)
     provisioning = root.string("provisioning", DEFAULT_PROVISIONING)
     apps = root.string_map("apps")
     for client_id, secret in list(apps.items()):
-        apps[client_id] = resolve_secret(secret, f'apps."{client_id}"')
+        apps[client_id] = resolve_secret(secret, f'apps."{client_id}"', base_dir)
     if not apps:
         raise ConfigError("apps: oauth2 apps not configured (the [apps] section must list at least one client)")
 
     voip_s = root.table("voip")
     apn = voip_s.string_map("apn")
     for cert_file, password in list(apn.items()):
-        apn[cert_file] = resolve_secret(password, f'voip.apn."{cert_file}"')
+        apn[cert_file] = resolve_secret(password, f'voip.apn."{cert_file}"', base_dir)
     voip = VoipConfig(
         apn_ttl=voip_s.duration("apnTTL", "10m"),
         apn=apn,
         fcm=voip_s.string_map("fcm"),
-        options={k: v for k, v in voip_s.data.items() if k not in {"apnTTL", "apn", "fcm", "apnToken"}},
         apn_token=_apn_token(voip_s),
     )
 
@@ -403,21 +519,21 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         issuer=jwt_s.string("issuer") or None,
         audience=jwt_s.string("audience") or None,
     )
-    jwt_s.warn_unknown()
 
     server_s = root.table("server")
     store_key = server_s.string("storeKey") or os.environ.get("MXPROXY_STORE_KEY") or None
     if store_key:
-        store_key = resolve_secret(store_key, "server.storeKey")
+        store_key = resolve_secret(store_key, "server.storeKey", base_dir)
     admin_token = server_s.string("adminToken") or None
     if admin_token:
-        admin_token = resolve_secret(admin_token, "server.adminToken")
+        admin_token = resolve_secret(admin_token, "server.adminToken", base_dir)
     server = ServerConfig(
         port=str(server_s.raw("port", "8000")),
         admin=str(server_s.raw("admin", "127.0.0.1:8043")),
         db=server_s.string("db", "mxproxy.db"),
         store_key=store_key,
         admin_token=admin_token,
+        allow_unknown_keys=server_s.boolean("allowUnknownKeys", False),
         admin_hosts=tuple(server_s.strings("adminHosts")),
         keep_alive_timeout=server_s.duration("keepAliveTimeout", "20s"),
         header_timeout=server_s.duration("headerTimeout", "10s"),
@@ -426,7 +542,6 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         idempotency_ttl=server_s.duration("idempotencyTTL", "10m"),
         idempotency_keys=server_s.integer("idempotencyKeys", 10_000, minimum=1),
     )
-    server_s.warn_unknown()
 
     az_s = root.table("azure")
     azure = AzureConfig(
@@ -435,7 +550,6 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         jwks_url=az_s.string("jwksURL", AzureConfig.jwks_url),
         clock_skew=az_s.duration("clockSkew", "2m"),
     )
-    az_s.warn_unknown()
 
     mx_cfg = _mx(root.table("mx"))
     static = root.raw("static", {})
@@ -454,10 +568,10 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         server=server,
         azure=azure,
         static=dict(static),
-        base_dir=base_dir or Path.cwd(),
+        base_dir=base_dir,
         push=push_cfg,
     )
-    root.warn_unknown({"mx", "static", "push", "admin", "metrics"})
+    root.check_unknown(allow=server.allow_unknown_keys)
     return cfg
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mxproxy import runtime
 from mxproxy.config import ConfigError
 
 log = logging.getLogger("mxproxy.demo")
@@ -315,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``mxproxy demo``."""
     demo = Demo(port=str(args.port), admin=args.admin, mx_port=args.mx_port, control=args.control, db=args.db)
     try:
-        return asyncio.run(run_demo(demo))
+        return runtime.run(run_demo(demo))
     except ConfigError as exc:
         print(f"mxproxy demo: {exc}", file=sys.stderr)
         return 2

@@ -26,13 +26,14 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Mapping
 
 import httpx
 
-from mxproxy.config import Config, ConfigError, resolve_secret
+from mxproxy.config import Config, ConfigError, resolve_secret, unknown_key
 from mxproxy.connectors.base import MXAccount
 
 log = logging.getLogger(__name__)
@@ -382,14 +383,15 @@ def _parse_host(value: str, key: str) -> tuple[str, int]:
         raise ConfigError(f"{key}: {exc} (expected \"host:port\")") from None
 
 
-def parse_static(data: Mapping[str, Any]) -> StaticConfig:
-    """Validate the ``[static]`` table; every error names the key."""
+def parse_static(data: Mapping[str, Any], base_dir: Path | None = None) -> StaticConfig:
+    """Validate the ``[static]`` table; every error names the key. ``file:`` secrets are
+    relative to ``base_dir`` (the config file's folder)."""
     if not isinstance(data, Mapping):
         raise ConfigError("static: expected a table")
     known = {"mode", "host", "serverId", "users"}
     for name in data:
         if name not in known:
-            raise ConfigError(f"static.{name}: unknown key (expected one of {', '.join(sorted(known))})")
+            raise unknown_key("static", name, known)
     mode = _str_key(data, "mode", "static", default="users")
     if mode not in ("users", "direct"):
         raise ConfigError(f'static.mode: expected "users" or "direct", got {mode!r}')
@@ -417,8 +419,8 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
             raise ConfigError(f"{path}: expected a table")
         for key in entry:
             if key not in user_keys:
-                raise ConfigError(f"{path}.{key}: unknown key (expected one of {', '.join(sorted(user_keys))})")
-        password = resolve_secret(_str_key(entry, "password", path, required=True), f"{path}.password")
+                raise unknown_key(path, key, user_keys)
+        password = resolve_secret(_str_key(entry, "password", path, required=True), f"{path}.password", base_dir)
         pw_hash: _ScryptHash | None = None
         pw_plain: str | None = None
         if password.startswith(SCRYPT_PREFIX):
@@ -427,7 +429,7 @@ def parse_static(data: Mapping[str, Any]) -> StaticConfig:
             pw_plain = password
             log.warning("config: %s.password is plain text; use a scrypt hash outside demos", path)
         mx_login = _str_key(entry, "mxLogin", path, default=str(name)) or str(name)
-        mx_password = resolve_secret(_str_key(entry, "mxPassword", path, required=True), f"{path}.mxPassword")
+        mx_password = resolve_secret(_str_key(entry, "mxPassword", path, required=True), f"{path}.mxPassword", base_dir)
         if not mx_password:
             raise ConfigError(f"{path}.mxPassword: must not be empty")
         user_host = _str_key(entry, "host", path)
@@ -502,18 +504,8 @@ class StaticProvisioner(Provisioner):
 def create_provisioner(config: Config, *, http: httpx.AsyncClient | None = None) -> Provisioner:
     """``[static]`` present → static table; otherwise the provisioning URL (the original's way)."""
     if config.static:
-        return StaticProvisioner(parse_static(config.static))
-    timeout = DEFAULT_TIMEOUT
-    raw = config.mx.options.get("provisioningTimeout") if config.mx.options else None
-    if raw is not None:
-        from mxproxy.durations import DurationError, parse_duration
-
-        try:
-            timeout = parse_duration(str(raw))
-        except DurationError as exc:
-            raise ConfigError(f"mx.provisioningTimeout: {exc}") from None
-        if timeout <= 0:
-            raise ConfigError("mx.provisioningTimeout: must be a positive duration")
+        return StaticProvisioner(parse_static(config.static, config.base_dir))
+    timeout = config.mx.provisioning_timeout
     return URLProvisioner(config.provisioning, http=http, timeout=timeout)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mxproxy.callcache import DEFAULT_CALL_TTL, CallInfoCache
-from mxproxy.config import Config, ConfigError, option_reader
+from mxproxy.config import Config
 from mxproxy.connectors.base import (
     AddressBookChanged,
     CallLogEntry,
@@ -112,24 +112,20 @@ class SessionOptions:
 
     @classmethod
     def from_config(cls, config: Config) -> "SessionOptions":
-        """``[mx] reconnectMin, reconnectMax, forcedLogoutDelay, callInfoTTL, directoryTTL,
-        callLogTTL, resumeConcurrency, resumeWait, signInWait`` (Go durations / integers)."""
-        mx = option_reader(config.mx.options or {}, "mx")
-        attempt = config.mx.connect_timeout + 2 * config.mx.response_timeout + 1.0
-        options = cls(
-            reconnect_min=mx.duration("reconnectMin", 1.0),
-            reconnect_max=mx.duration("reconnectMax", 60.0),
-            forced_logout_delay=mx.duration("forcedLogoutDelay", 300.0),
-            call_ttl=mx.duration("callInfoTTL", DEFAULT_CALL_TTL),
-            directory_ttl=mx.duration("directoryTTL", DEFAULT_DIRECTORY_TTL),
-            call_log_ttl=mx.duration("callLogTTL", DEFAULT_CALL_LOG_TTL),
-            resume_concurrency=mx.integer("resumeConcurrency", 100, minimum=1),
-            resume_wait=mx.duration("resumeWait", 5.0),
-            sign_in_wait=mx.duration("signInWait", attempt),
+        """The ``[mx]`` session timings (typed and checked by the config parser)."""
+        mx = config.mx
+        attempt = mx.connect_timeout + 2 * mx.response_timeout + 1.0
+        return cls(
+            reconnect_min=mx.reconnect_min,
+            reconnect_max=mx.reconnect_max,
+            forced_logout_delay=mx.forced_logout_delay,
+            call_ttl=mx.call_info_ttl,
+            directory_ttl=mx.directory_ttl,
+            call_log_ttl=mx.call_log_ttl,
+            resume_concurrency=mx.resume_concurrency,
+            resume_wait=mx.resume_wait,
+            sign_in_wait=mx.sign_in_wait if mx.sign_in_wait is not None else attempt,
         )
-        if options.reconnect_max < options.reconnect_min:
-            raise ConfigError("mx.reconnectMax: must not be shorter than mx.reconnectMin")
-        return options
 
 
 @dataclass

@@ -90,3 +90,116 @@ def test_fingerprint_is_normalised() -> None:
     fp = ":".join(["AB"] * 32)
     cfg = parse_config({"apps": {"c": "s"}, "mx": {"certFingerprint": fp}})
     assert cfg.mx.cert_fingerprint == "ab" * 32
+
+
+# -- unknown tables and keys -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"sever": {"db": "x.db"}}, "sever: unknown table (did you mean server?)"),
+        ({"jwt": {"tokenTTl": "1h"}}, "jwt.tokenTTl: unknown key (did you mean tokenTTL?)"),
+        ({"mx": {"tlsVerfy": True}}, "mx.tlsVerfy: unknown key (did you mean tlsVerify?)"),
+        ({"mx": {"conectTimeout": "5s"}}, "mx.conectTimeout: unknown key (did you mean connectTimeout?)"),
+        ({"mx": {"adressBookEvents": False}}, "mx.adressBookEvents: unknown key (did you mean addressBookEvents?)"),
+        ({"server": {"storekey": "k"}}, "server.storekey: unknown key (did you mean storeKey?)"),
+        ({"push": {"apns": {"pingIntervl": "1s"}}}, "push.apns.pingIntervl: unknown key (did you mean pingInterval?)"),
+        ({"voip": {"apnTtl": "1m"}}, "voip.apnTtl: unknown key (did you mean apnTTL?)"),
+        ({"logname": "x.log"}, "logname: unknown key (did you mean logName?)"),
+        ({"azure": {"zzz": 1}}, "azure.zzz: unknown key (known: "),
+        ({"static": {"hots": "mx:7778"}}, "static.hots: unknown key (did you mean host?)"),
+    ],
+)
+def test_unknown_key_or_table_is_an_error_with_a_suggestion(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config = parse_config({"apps": {"c": "s"}, **data})
+        from mxproxy.provisioning import create_provisioner
+
+        create_provisioner(config)  # [static] is checked by the provisioner it configures
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_allow_unknown_keys_only_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="mxproxy.config"):
+        cfg = parse_config({"apps": {"c": "s"}, "server": {"allowUnknownKeys": True},
+                            "jwt": {"tokenTTl": "5m"}, "future": {"x": 1}})
+    assert cfg.jwt.token_ttl == 3600
+    assert "jwt.tokenTTl: unknown key (did you mean tokenTTL?)" in caplog.text
+    assert "future: unknown table" in caplog.text
+
+
+def test_connector_options_are_typed_by_the_connectors_declaration() -> None:
+    from mxproxy.connectors.registry import declared_options
+
+    assert declared_options("zultys")["addressBookEvents"].kind == "boolean"
+    assert parse_config({"apps": {"c": "s"}}).mx.options == {"addressBookEvents": True}
+    assert parse_config({"apps": {"c": "s"}, "mx": {"addressBookEvents": False}}).mx.options["addressBookEvents"] is False
+    with pytest.raises(ConfigError, match="mx.connector: unknown connector 'zultis' .did you mean 'zultys'"):
+        parse_config({"apps": {"c": "s"}, "mx": {"connector": "zultis"}})
+
+
+# -- paths ---------------------------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mxproxy.simulator.tls import self_signed
+
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    for name in ("mx-ca.pem", "apns-ca.pem", "fcm-ca.pem"):
+        (folder / name).write_bytes(self_signed().cert_pem)
+    (folder / "secret").write_text("s3cret\n")
+    path = write(folder, """
+[apps]
+c = "file:secret"
+[mx]
+caFile = "mx-ca.pem"
+[push.apns]
+caFile = "apns-ca.pem"
+[push.fcm]
+caFile = "fcm-ca.pem"
+[voip.apnToken]
+keyFile = "AuthKey.p8"
+keyId = "K"
+teamId = "T"
+topics = ["com.example"]
+""")
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    cfg = load_config(path)
+    assert cfg.mx.ca_file == str(folder / "mx-ca.pem")
+    assert cfg.push.apns.ca_file == str(folder / "apns-ca.pem")
+    assert cfg.push.fcm.ca_file == str(folder / "fcm-ca.pem")
+    assert cfg.voip.apn_token is not None and cfg.voip.apn_token.key_file == str(folder / "AuthKey.p8")
+    assert cfg.apps["c"] == "s3cret"
+    assert cfg.resolve_path("mxproxy.log") == folder / "mxproxy.log"
+
+
+@pytest.mark.parametrize("table", [("mx",), ("push", "apns"), ("push", "fcm")])
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_unreadable_ca_file_stops_start_up_naming_the_key(tmp_path: Path, table: tuple[str, ...],
+                                                          content: bytes | None) -> None:
+    if content is not None:
+        (tmp_path / "ca.pem").write_bytes(content)
+    data: dict = {"caFile": "ca.pem"}
+    for name in reversed(table):
+        data = {name: data}
+    with pytest.raises(ConfigError) as info:
+        parse_config({"apps": {"c": "s"}, **data}, base_dir=tmp_path)
+    assert str(info.value).startswith(".".join(table) + ".caFile: ")
+    assert str(tmp_path / "ca.pem") in str(info.value)
+
+
+# -- durations -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["callLogTTL", "directoryTTL"])
+def test_zero_cache_ttl_means_no_cache(key: str) -> None:
+    from mxproxy.sessions import SessionOptions
+
+    cfg = parse_config({"apps": {"c": "s"}, "mx": {key: "0s"}})
+    options = SessionOptions.from_config(cfg)
+    assert {"callLogTTL": options.call_log_ttl, "directoryTTL": options.directory_ttl}[key] == 0
+    with pytest.raises(ConfigError, match=f"mx.{key}: must not be negative"):
+        parse_config({"apps": {"c": "s"}, "mx": {key: "-1s"}})

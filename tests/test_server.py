@@ -158,7 +158,12 @@ def test_config_example_parses_with_every_optional_key_enabled(
     """Uncommenting the optional settings must give a valid file: every documented key is real."""
     from mxproxy.provisioning import create_provisioner, parse_static
 
+    from mxproxy.simulator.tls import self_signed
+
     lines = [_OPTIONAL_LINE.sub("", line) for line in EXAMPLE.read_text().splitlines()]
+    ca_files = set(re.findall(r'caFile = "([^"]+)"', EXAMPLE.read_text()))
+    for name in ca_files:  # a CA file the config names must be readable at start
+        (tmp_path / name).write_bytes(self_signed().cert_pem)
     with caplog.at_level(logging.WARNING, logger="mxproxy.config"):
         config = _parse_example("\n".join(lines) + "\n", monkeypatch, tmp_path)
     assert "unknown key" not in caplog.text
@@ -166,7 +171,8 @@ def test_config_example_parses_with_every_optional_key_enabled(
     assert config.server.store_key == "value-of-mxproxy_store_key"
     assert config.server.admin_token == "value-of-mxproxy_admin_token"
     assert config.azure.enabled and config.jwt.issuer == "https://mxproxy.example.org"
-    assert config.mx.cert_fingerprint is not None and config.mx.ca_file == "mx-ca.pem"
+    assert config.mx.cert_fingerprint is not None and config.mx.ca_file == str(tmp_path / "mx-ca.pem")
+    assert config.push.apns.ca_file == str(tmp_path / "apns-ca.pem")
     assert config.voip.apn["certificate.p12"] == "password"
     static = parse_static(config.static)
     user = static.users["dmitrys@xyzrd.com"]
@@ -336,6 +342,8 @@ async def test_sigterm_logs_every_mx_session_out_and_exits_zero_then_restart_res
     await _wait_for(lambda: _sessions_of(mx, "alice") == [])
     assert "logout" in _commands_of(mx, info.id)
     assert "mxproxy stopped" in first.stderr
+    # the C event loop and HTTP parser are dependencies, so a started process runs on them
+    assert "running on event loop uvloop " in first.stderr and ", HTTP parser httptools " in first.stderr
 
     # the log file served at /debug/log was written, and no secret reached it or stderr
     log_text = (tmp_path / "mxproxy.log").read_text()
@@ -397,6 +405,26 @@ async def test_config_errors_exit_2_naming_the_key(tmp_path: Path, admin: str, e
     finally:
         await proc.kill()
     assert message in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        ('[sever]\ndb = "other.db"', "sever: unknown table (did you mean server?)"),
+        ('[jwt]\ntokenTTl = "5m"', "jwt.tokenTTl: unknown key (did you mean tokenTTL?)"),
+        ('[push.apns]\ncaFile = "missing-ca.pem"', "push.apns.caFile: cannot read "),
+    ],
+)
+async def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, extra: str, line: str) -> None:
+    proc = ServeProcess(_server_config(tmp_path, 9, extra=extra))
+    await proc.start()
+    try:
+        assert await proc.wait() == 2
+    finally:
+        await proc.kill()
+    [printed] = proc.stderr.strip().splitlines()
+    assert printed.startswith(f"mxproxy: config error: {line}")
+    assert not (tmp_path / "store.db").exists()
 
 
 async def test_accepted_connections_have_nagle_off() -> None:

@@ -11,7 +11,7 @@ import abc
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, ClassVar, Mapping
+from typing import Any, AsyncIterator, ClassVar, Mapping
 
 from mxproxy.connectors.errors import MXUnsupported
 
@@ -492,11 +492,28 @@ class MXSession(abc.ABC):
         raise MXUnsupported(Capability.PRESENCE.value)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One connector-specific ``[mx]`` key: its kind (``string``, ``boolean``, ``integer``,
+    ``duration``, ``strings`` or ``path``) and its default. The config parser reads declared keys
+    with the same checks as its own and refuses undeclared ones, so a typo cannot pass silently."""
+
+    kind: str
+    default: Any = None
+
+
 class Connector(abc.ABC):
     """A kind of MX backend. One instance per process; it opens sessions."""
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = ALL_CAPABILITIES
+    #: the connector's own ``[mx]`` keys; their typed values arrive in ``MXConfig.options``
+    options: ClassVar[Mapping[str, Option]] = {}
+
+    @classmethod
+    def option(cls, config: Any, name: str) -> Any:
+        """A declared option's value from ``MXConfig.options`` (its default when not given)."""
+        return config.options.get(name, cls.options[name].default)
 
     @abc.abstractmethod
     async def login(self, account: MXAccount) -> MXSession:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import Callable
+from typing import Callable, Mapping
 
-from mxproxy.config import ConfigError, MXConfig
-from mxproxy.connectors.base import Connector
+from mxproxy.config import ConfigError, MXConfig, closest
+from mxproxy.connectors.base import Connector, Option
 
 ConnectorFactory = Callable[[MXConfig], Connector]
 
@@ -27,16 +27,26 @@ def available() -> list[str]:
     return sorted(names)
 
 
+def _factory(name: str) -> ConnectorFactory:
+    if name in _BUILTIN:
+        return _load(_BUILTIN[name])
+    matches = [ep for ep in entry_points(group="mxproxy.connectors") if ep.name == name]
+    if not matches:
+        match = closest(name, available())
+        hint = f"did you mean {match!r}? " if match else ""
+        raise ConfigError(f"mx.connector: unknown connector {name!r} ({hint}available: {', '.join(available())})")
+    return matches[0].load()
+
+
+def declared_options(name: str) -> Mapping[str, Option]:
+    """The ``[mx]`` keys connector ``name`` declares (``Connector.options``)."""
+    return getattr(_factory(name), "options", {}) or {}
+
+
 def create_connector(config: MXConfig) -> Connector:
     """Instantiate the connector named by ``[mx] connector``; unknown names fail at start."""
     name = config.connector
-    if name in _BUILTIN:
-        factory = _load(_BUILTIN[name])
-    else:
-        matches = [ep for ep in entry_points(group="mxproxy.connectors") if ep.name == name]
-        if not matches:
-            raise ConfigError(f"mx.connector: unknown connector {name!r} (available: {', '.join(available())})")
-        factory = matches[0].load()
+    factory = _factory(name)
     connector = factory(config)
     if not isinstance(connector, Connector):
         raise ConfigError(f"mx.connector: {name!r} did not produce a Connector")

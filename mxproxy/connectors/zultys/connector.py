@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
-from mxproxy.config import MXConfig, option_reader
+from mxproxy.config import MXConfig
 from mxproxy.connectors import base
 from mxproxy.connectors.errors import MXError
 from mxproxy.connectors.zultys.client import open_tls
@@ -21,15 +21,18 @@ __all__ = ["ZultysConnector"]
 class ZultysConnector(base.Connector):
     name: ClassVar[str] = "zultys"
     capabilities: ClassVar[frozenset[base.Capability]] = base.ALL_CAPABILITIES
+    options: ClassVar[Mapping[str, base.Option]] = {
+        # MonitorStartAb after each login, so address-book changes drop the cached directory at
+        # once instead of after ``directoryTTL``
+        "addressBookEvents": base.Option("boolean", True),
+    }
 
     def __init__(self, config: MXConfig) -> None:
         self.config = config
         self._ssl: ssl.SSLContext | None = None
         self._pin = normalize_fingerprint(config.cert_fingerprint) if config.cert_fingerprint else None
         self._warned = False
-        #: ``[mx] addressBookEvents`` (default true): MonitorStartAb after each login, so address-book
-        #: changes drop the cached directory at once instead of after ``directoryTTL``.
-        self.address_book_events = option_reader(config.options or {}, "mx").boolean("addressBookEvents", True)
+        self.address_book_events: bool = self.option(config, "addressBookEvents")
 
     def _context(self) -> ssl.SSLContext:
         """Built on first use (loading a CA file is I/O); the no-verification warning goes out once."""

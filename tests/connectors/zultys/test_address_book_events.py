@@ -8,9 +8,8 @@ import logging
 
 import pytest
 
-from mxproxy.config import ConfigError, MXConfig
+from mxproxy.config import ConfigError, parse_config
 from mxproxy.connectors.base import AddressBookChanged, Contact
-from mxproxy.connectors.zultys import ZultysConnector
 from mxproxy.simulator import Quirks
 from tests.connectors.zultys.conftest import (
     EventReader,
@@ -102,8 +101,8 @@ async def test_address_book_events_option_off_sends_no_monitor_start_ab(scripted
 
 
 def test_address_book_events_option_must_be_a_boolean() -> None:
-    with pytest.raises(ConfigError, match="mx.addressBookEvents"):
-        ZultysConnector(MXConfig(options={"addressBookEvents": "yes"}))
+    with pytest.raises(ConfigError, match="mx.addressBookEvents: expected true or false"):
+        parse_config({"apps": {"c": "s"}, "mx": {"addressBookEvents": "yes"}})
 
 
 async def test_simulator_directory_changes_arrive_as_typed_events(start_simulator, connect) -> None:
