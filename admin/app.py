@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from admin import health, listings, push
+from admin import certificates, health, listings, push
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
 from mxproxy.api.app import ServerHeaderMiddleware
@@ -32,6 +32,7 @@ ROUTES: list[Route] = [
     Route("/users", listings.users, methods=["GET", "POST"]),
     Route("/sessions", listings.sessions, methods=["GET"]),
     Route("/push", push.push_route, methods=["GET", "POST"]),
+    Route("/mx/certificates", certificates.certificates, methods=["GET", "DELETE"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),

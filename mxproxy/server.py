@@ -406,6 +406,9 @@ class ProxyServer:
             self.azure = AzureADValidator(config.azure)
         self.provisioner = create_provisioner(config)
         self.connector = create_connector(config.mx)
+        use_store = getattr(self.connector, "use_store", None)  # [mx] tlsTrustOnFirstUse keeps pins there
+        if use_store is not None:
+            use_store(self.store)
         self.sessions = SessionManager(self.connector, self.store, config)
         self.metrics = Metrics()
         self.metrics.watch_sessions(self.sessions)
