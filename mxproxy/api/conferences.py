@@ -67,7 +67,7 @@ _create_locks: "weakref.WeakValueDictionary[str, asyncio.Lock]" = weakref.WeakVa
 async def create_conference(request: Request, session: "UserSession") -> Response:
     """At most ``[server] maxConferences`` per owner (the caller, and the ``ownerId`` the body
     names): every conference is on the MX and in every ``GET /conferences`` answer, which has to
-    fit one CSTA frame (docs/compat.md A29)."""
+    fit one CSTA frame (docs/compat.md A30)."""
     conference = await _conference_body(request, session.info.user_id, None)
     limit = context(request).config.server.max_conferences
     lock = _create_locks.setdefault(session.login, asyncio.Lock())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 class StoreError(Exception):
@@ -30,6 +31,7 @@ class UserRecord:
     needs_reauth: bool = False  # MX rejected the stored password; tokens stop working
     created_at: float = 0.0
     updated_at: float = 0.0
+    sign_in_name: str = ""  # what the user typed at POST /auth (e.g. an e-mail); "" = unknown
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,23 @@ class SigningKey:
     created_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What ``import_records`` did with each record (or, in a dry run, would have done)."""
+
+    users_added: tuple[str, ...] = ()
+    users_unchanged: tuple[str, ...] = ()  # stored already with the same host, MX login, password
+    users_kept: tuple[str, ...] = ()  # stored already with other values: the store's are newer, kept
+    tokens_added: tuple[DeviceToken, ...] = ()
+    tokens_unchanged: tuple[DeviceToken, ...] = ()
+    tokens_kept: tuple[DeviceToken, ...] = ()  # registered to another user in the store: kept
+    tokens_without_user: tuple[DeviceToken, ...] = ()  # owner neither stored nor imported: skipped
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.users_added or self.tokens_added)
+
+
 class Store(abc.ABC):
     """Async storage. Opened once per process; safe for concurrent use by many tasks."""
 
@@ -69,9 +88,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_user(self, login: str) -> UserRecord | None: ...
 
+    async def find_user(self, name: str) -> UserRecord | None:
+        """The user whose MX login is ``name``, else the one who last signed in as ``name``
+        (case-insensitive): the admin API accepts either (README's ``dmitrys@xyzrd.com``)."""
+        user = await self.get_user(name)
+        if user is not None:
+            return user
+        folded = name.casefold()
+        named = [u for u in await self.list_users() if u.sign_in_name and u.sign_in_name.casefold() == folded]
+        return max(named, key=lambda u: u.updated_at, default=None)
+
     @abc.abstractmethod
     async def put_user(self, user: UserRecord) -> None:
-        """Insert or replace; keeps created_at of an existing row."""
+        """Insert or replace; keeps created_at of an existing row (and its sign-in name when
+        the new record has none)."""
 
     @abc.abstractmethod
     async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
@@ -105,6 +135,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def set_token_result(self, kind: str, topic: str, token: str, result: str, at: float) -> None: ...
+
+    # bulk import (MX Proxy 2.3's store, mxproxy/upgrade/) -------------------------------------
+    @abc.abstractmethod
+    async def import_records(self, users: Sequence[UserRecord], tokens: Sequence[DeviceToken], *,
+                             source: str, dry_run: bool = False) -> ImportOutcome:
+        """Add users and device tokens the store does not hold yet, all in one transaction, and
+        record ``source`` as imported (``import_source``). Records already stored are left as
+        they are, so a second run changes nothing. ``dry_run`` reports and rolls back."""
+
+    @abc.abstractmethod
+    async def import_source(self) -> str | None:
+        """What the last committed ``import_records`` recorded as its source, or None."""
 
     # signing keys ----------------------------------------------------------------------------
     @abc.abstractmethod
