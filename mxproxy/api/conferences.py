@@ -59,9 +59,15 @@ async def conferences_route(request: Request) -> Response:
     return await idempotently(request, lambda: create_conference(request, session))
 
 
-#: One lock per user while a create checks the cap, so concurrent creates cannot pass it together
-#: (a user's requests all reach the instance owning their session, also in cluster mode).
-_create_locks: "weakref.WeakValueDictionary[str, asyncio.Lock]" = weakref.WeakValueDictionary()
+def _create_lock(request: Request, login: str) -> asyncio.Lock:
+    """One lock per user while a create checks the cap, so concurrent creates cannot pass it
+    together (a user's requests all reach the instance owning their session, also in cluster
+    mode). Kept per app: a lock belongs to one event loop."""
+    state = request.app.state
+    locks: "weakref.WeakValueDictionary[str, asyncio.Lock] | None" = getattr(state, "conference_locks", None)
+    if locks is None:
+        locks = state.conference_locks = weakref.WeakValueDictionary()
+    return locks.setdefault(login, asyncio.Lock())
 
 
 async def create_conference(request: Request, session: "UserSession") -> Response:
@@ -70,8 +76,7 @@ async def create_conference(request: Request, session: "UserSession") -> Respons
     fit one CSTA frame (docs/compat.md A30)."""
     conference = await _conference_body(request, session.info.user_id, None)
     limit = context(request).config.server.max_conferences
-    lock = _create_locks.setdefault(session.login, asyncio.Lock())
-    async with lock:
+    async with _create_lock(request, session.login):
         owners = {session.info.user_id, conference.owner_id}
         owned = sum(1 for c in await session.mx.conferences() if c.owner_id in owners)
         if owned >= limit:
