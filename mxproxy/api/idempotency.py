@@ -7,7 +7,7 @@ placed seconds later. A client that retries such a request with the same key can
 
 * Keys are per user (the token's subject), so users cannot see each other's answers.
 * A repeat while the first request is still running waits for its answer.
-* The same key with a different request (method, path, query, body) → 422.
+* The same key with a different request (method, path, query, body) → 409.
 * Every answer is kept — 504 too: it is the "unknown outcome", and repeating it must not dial
   again — except 401 and 503, where the command was not sent or the session is reconnecting, so
   a retry is safe and must reach the MX.
@@ -79,7 +79,7 @@ class IdempotencyCache:
         outcome = self._outcomes.get((user, key))
         if outcome is not None and outcome.expires > now:
             if outcome.fingerprint != fingerprint:
-                raise ApiError(422, "Idempotency-Key was already used for a different request")
+                raise ApiError(409, "Idempotency-Key was already used for a different request")
             first = await asyncio.shield(outcome.answer)
             return _replay(first)
         outcome = _Outcome(fingerprint, now + self.ttl)

@@ -148,7 +148,6 @@ _ERRORS: dict[str, Any] = {
     "404": _ERROR,
     "409": _ERROR,
     "413": _ERROR,
-    "422": _ERROR,
     "501": _ERROR,
     "502": _ERROR,
     "503": {"$ref": "#/components/responses/Unavailable"},
@@ -158,8 +157,8 @@ _ERRORS: dict[str, Any] = {
 # connector (501), an MX answer larger than one CSTA frame (502), connection lost (503), no answer
 # in time (504: unknown outcome)
 MX = ("400", "501", "502", "503", "504")
-# a creating route: Idempotency-Key (mxproxy/api/idempotency.py), reused for another request → 422
-CREATES = ("422", *MX)
+# a creating route: Idempotency-Key (mxproxy/api/idempotency.py), reused for another request → 409
+CREATES = ("409", *MX)
 BODY = ("400", "413")  # malformed JSON, wrong types, unsupported content type or charset; too large
 
 
@@ -204,7 +203,7 @@ _IDEMPOTENCY_KEY = {
     "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
     "description": "a repeat with the same key within `[server] idempotencyTTL` (10 min) answers the first "
                    "request's outcome again (header `Idempotent-Replayed: true`) instead of running it twice; "
-                   "the same key with another request answers 422, a malformed key 400",
+                   "the same key with another request answers 409, a malformed key 400",
 }
 _ITEM_ID = {"name": "id", "in": "path", "required": True, "description": "1–64 characters; longer answers 404",
             "schema": {**TEXT, "minLength": 1, "maxLength": 64}}
@@ -339,7 +338,7 @@ def openapi_document() -> dict[str, Any]:
             "get": _op("Conferences", _list("conferences", "Conference"), errors=MX),
             "post": _op("Create a conference (at most `[server] maxConferences` per user: beyond, 409)",
                         _obj(required=("conference",), conference=_ref("Conference")),
-                        errors=("409", *CREATES), body="ConferenceBody", params=[_IDEMPOTENCY_KEY]),
+                        errors=CREATES, body="ConferenceBody", params=[_IDEMPOTENCY_KEY]),
         },
         "/conferences/{id}": {
             "put": _op("Update a conference (`Id` is the path's)",

@@ -65,10 +65,10 @@ async def test_concurrent_repeats_wait_for_the_first_and_share_its_answer(api: A
     assert mx_commands(api, "MakeCall") == 1
 
 
-async def test_the_same_key_for_another_request_is_422(api: ApiHarness, token: str) -> None:
+async def test_the_same_key_for_another_request_is_409(api: ApiHarness, token: str) -> None:
     assert (await api.client.post("/calls", json=CALL, headers=keyed(api, token, "k1"))).status_code == 200
     r = await api.client.post("/calls", json={**CALL, "to": "3044"}, headers=keyed(api, token, "k1"))
-    assert r.status_code == 422
+    assert r.status_code == 409
     assert r.json() == {"error": "Idempotency-Key was already used for a different request"}
     assert mx_commands(api, "MakeCall") == 1
 
