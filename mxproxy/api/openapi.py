@@ -148,6 +148,7 @@ _ERRORS: dict[str, Any] = {
     "404": _ERROR,
     "409": _ERROR,
     "413": _ERROR,
+    "429": {"$ref": "#/components/responses/Throttled"},
     "501": _ERROR,
     "502": _ERROR,
     "503": {"$ref": "#/components/responses/Unavailable"},
@@ -269,8 +270,11 @@ def openapi_document() -> dict[str, Any]:
         "/auth": {
             "post": {
                 **_op("Sign in (OAuth2 password grant with client Basic auth, or an Azure AD id_token)",
-                      _ref("Token"), errors=("400", "401", "403", "404", "413", "502", "503", "504"), auth="client",
-                      description="Provisioning answers other than 2xx are passed through with their status."),
+                      _ref("Token"), errors=("400", "401", "403", "404", "413", "429", "502", "503", "504"),
+                      auth="client",
+                      description="Provisioning answers other than 2xx are passed through with their status. "
+                                  "Attempts are limited per client address and per sign-in name ([signin]); "
+                                  "every answer carries X-RateLimit-Limit/-Remaining/-Reset (Unix time)."),
                 "requestBody": {"required": False, "content": {
                     "application/x-www-form-urlencoded": {"schema": _ref("PasswordGrant")}}},
             },
@@ -385,6 +389,11 @@ def openapi_document() -> dict[str, Any]:
                     "description": "the MX did not answer in time: **unknown outcome** — the command may still "
                                    "have been carried out (a call placed seconds later). Retry a creating "
                                    "request only with the same `Idempotency-Key`.",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
+                "Throttled": {
+                    "description": "too many sign-in attempts from this client or for this name",
+                    "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
                     "content": {"application/json": {"schema": _ref("Error")}},
                 },
                 "Unavailable": {
