@@ -118,6 +118,7 @@ class Ownership:
         self._round_lock = asyncio.Lock()
         self._rounds_since_housekeeping = 0
         self._last_ok = 0.0
+        self._next_lapse = options.renew_interval  # seconds until a lease we want lapses
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, manager: "SessionManager", *, settle: float | None = None) -> None:
@@ -179,7 +180,8 @@ class Ownership:
         while True:
             try:
                 await self.round()
-                delay = self.options.renew_interval
+                # a lease we are to take lapses before the next regular round: be there on time
+                delay = min(self.options.renew_interval, max(0.05, self._next_lapse + 0.05))
             except StoreError as exc:
                 self.stats.round_failures += 1
                 log.warning("cluster: lease round failed: %s", exc)
@@ -230,6 +232,9 @@ class Ownership:
                 elif target == self.id:
                     wanted[placement.login] = None
             renewed = await self.store.renew_leases(self.id, wanted, ttl)
+            lapsing = [p.lease.expires_in for p in placements if p.login in wanted and p.login not in renewed
+                       and p.lease is not None and p.lease.expires_in > 0]
+            self._next_lapse = min(lapsing, default=self.options.renew_interval) - (loop.time() - started)
             valid_until = started + ttl * (1 - SAFETY)
             previous = {p.login: p.lease for p in placements}
             self._apply(renewed, valid_until, previous, before)
