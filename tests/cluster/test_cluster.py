@@ -40,10 +40,7 @@ async def ring(rig: ClusterRig, login: str) -> int:
 
 async def test_three_instances_run_one_session_per_user_and_push_each_ring_once(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=50)
-    for name in ("a", "b", "c"):
-        await rig.start(name, wait=False)
-    for instance in rig.running():
-        await rig.wait_ready(instance)
+    await rig.start_all("a", "b", "c")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "exactly one MX session per user")
     owners = await rig.owners()
@@ -88,8 +85,7 @@ async def owner_of(rig: ClusterRig, login: str) -> str | None:
 
 async def test_sigkill_of_a_ringing_users_owner_hands_the_user_to_a_survivor_without_a_duplicate(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=6)
-    for name in ("a", "b", "c"):
-        await rig.start(name)
+    await rig.start_all("a", "b", "c")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "one MX session per user")
     login = rig.users[0].login
@@ -120,8 +116,7 @@ async def test_sigkill_of_a_ringing_users_owner_hands_the_user_to_a_survivor_wit
 
 async def test_an_owner_paused_past_its_lease_does_not_act_when_it_wakes_up(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=6)
-    for name in ("a", "b"):
-        await rig.start(name)
+    await rig.start_all("a", "b")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "one MX session per user")
     login = rig.users[0].login
@@ -148,8 +143,7 @@ async def test_an_owner_paused_past_its_lease_does_not_act_when_it_wakes_up(clus
 
 async def test_postgresql_connection_loss_keeps_sessions_running_and_leases_recover(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=6)
-    for name in ("a", "b"):
-        await rig.start(name)
+    await rig.start_all("a", "b")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "one MX session per user")
     sessions_before = {i.id for i in rig.sim.sessions() if i.active and i.logged_in}
@@ -172,8 +166,7 @@ async def test_postgresql_connection_loss_keeps_sessions_running_and_leases_reco
 
 async def test_a_joining_instance_gets_its_share_and_a_leaving_one_hands_over_all(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=30)
-    for name in ("a", "b"):
-        await rig.start(name)
+    await rig.start_all("a", "b")
     await sign_in_all(rig, devices=False)
     await wait_for(rig.one_session_each, "one MX session per user")
     await rig.start("c")
@@ -198,8 +191,7 @@ async def test_a_joining_instance_gets_its_share_and_a_leaving_one_hands_over_al
 
 async def test_a_rolling_restart_under_traffic_fails_no_request_but_with_503_and_retry_after(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=12)
-    for name in ("a", "b", "c"):
-        await rig.start(name)
+    await rig.start_all("a", "b", "c")
     devices = await sign_in_all(rig)
     await wait_for(rig.settled, "every user live on one instance")
     behind_balancer = ["a", "b", "c"]
