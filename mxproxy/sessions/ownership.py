@@ -119,6 +119,7 @@ class Ownership:
         self._rounds_since_housekeeping = 0
         self._last_ok = 0.0
         self._next_lapse = options.renew_interval  # seconds until a lease we want lapses
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, manager: "SessionManager", *, settle: float | None = None) -> None:
@@ -274,9 +275,15 @@ class Ownership:
             log.info("cluster: %d user(s) now owned elsewhere; logging their MX sessions out", len(lost))
         if self._manager is not None:
             if lost:
-                asyncio.create_task(self._release_later(lost), name="cluster-release")
+                self._background(self._release_later(lost), "cluster-release")
             if new:
-                asyncio.create_task(self._manager.run_users(new), name="cluster-run")
+                self._background(self._manager.run_users(new), "cluster-run")
+
+    def _background(self, work: Any, name: str) -> None:
+        """Start ``work`` without waiting; the task is kept referenced until it is done."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _release_later(self, logins: list[str]) -> None:
         """Log the moved users' sessions out once their new owner had time to log in (one

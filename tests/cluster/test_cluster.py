@@ -72,6 +72,18 @@ async def test_three_instances_run_one_session_per_user_and_push_each_ring_once(
     body = r.json()
     assert body["mode"] == "cluster" and {i["id"] for i in body["instances"]} == {"a", "b", "c"}
     assert sum(i["users"] for i in body["instances"]) == 50
+    forwarded = 0.0
+    for instance in rig.running():  # the admin API says which instance holds what
+        ready = (await rig.client.get(f"{instance.admin}/readyz")).json()
+        assert ready["status"] == "ok" and ready["cluster"] == {"instance": instance.name, "member": True, "members": 3}
+        sessions = (await rig.client.get(f"{instance.admin}/sessions")).json()
+        assert sessions["instance"] == instance.name
+        assert {s["instance"] for s in sessions["sessions"]} <= {instance.name}
+        metrics = (await rig.client.get(f"{instance.admin}/metrics")).text
+        forwarded += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                         if line.startswith('mxproxy_cluster_forwarded_requests_total{result="ok"}'))
+        assert "mxproxy_cluster_leases_held " in metrics
+    assert forwarded >= 20  # 2 of every 3 GET /auth above, and the downloads
 
 
 async def _true(value: bool) -> bool:
