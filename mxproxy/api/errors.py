@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from mxproxy.api.render import json_response
 from mxproxy.auth.errors import AuthError, AzureUnavailable, InvalidToken, Unauthorized
+from mxproxy.auth.signin_limits import SignInThrottled
 from mxproxy.connectors.errors import (
     CSTAError,
     MXBadRequest,
@@ -97,6 +98,8 @@ def response_for(exc: BaseException) -> Response:
         return error_response(401, _message(exc, "unauthorized"), BASIC_CHALLENGE)
     if isinstance(exc, AzureUnavailable):
         return error_response(503, _message(exc, "azure ad signing keys unavailable"))
+    if isinstance(exc, SignInThrottled):
+        return error_response(429, exc.message, {**exc.quota.headers(), "Retry-After": str(exc.retry_after)})
     if isinstance(exc, AuthError):
         # Forbidden, BadClientCredentials, AzureTokenRejected, …: the class carries its status
         status = int(getattr(exc, "status", 403) or 403)
