@@ -85,12 +85,14 @@ class Route:
     """Where a request for one user is served: here, at ``url``, or nowhere right now."""
 
     local: bool = False
+    signed_out: bool = False  # served here because the user is not stored or must sign in again
     url: str | None = None
     instance: str | None = None
     retry_after: int = 1
 
 
 LOCAL = Route(local=True)
+SIGNED_OUT = Route(local=True, signed_out=True)
 
 
 @dataclass
@@ -354,7 +356,7 @@ class Ownership:
             return Route(retry_after=1)  # taken moments ago; the round starts the session
         record = await self.store.get_user(login)
         if record is None or record.needs_reauth:
-            return LOCAL
+            return SIGNED_OUT
         wait = lease.expires_in if lease is not None and lease.expires_in > 0 else self.options.renew_interval
         return Route(retry_after=max(1, int(wait + 0.999)))
 

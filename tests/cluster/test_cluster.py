@@ -84,6 +84,19 @@ async def test_three_instances_run_one_session_per_user_and_push_each_ring_once(
                          if line.startswith('mxproxy_cluster_forwarded_requests_total{result="ok"}'))
         assert "mxproxy_cluster_leases_held " in metrics
     assert forwarded >= 20  # 2 of every 3 GET /auth above, and the downloads
+    # a user whose stored MX password stops working needs to sign in again: 401 through every
+    # instance, also once nobody holds their lease any more (never a 503 for a moving owner)
+    gone = rig.users[1]
+    rig.sim.fixture.user(gone.login).password = "changed-on-the-mx"
+    await rig.sim.drop_session(gone.login)
+
+    async def refused_everywhere() -> bool:
+        codes = [(await rig.who_am_i(gone.login, i)).status_code for i in rig.running()]
+        return codes == [401, 401, 401]
+
+    await wait_for(refused_everywhere, "401 for the user through every instance")
+    await asyncio.sleep(LEASE_TTL + 1)  # their lease has lapsed now
+    assert await refused_everywhere()
 
 
 async def _true(value: bool) -> bool:
