@@ -26,6 +26,7 @@ from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
+from mxproxy.api.idempotency import IdempotencyCache
 from mxproxy.api.observe import ObserveMiddleware
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
@@ -105,4 +106,5 @@ def create_app(ctx: ApiContext) -> Starlette:
         exception_handlers=exception_handlers(),
     )
     app.state.ctx = ctx
+    app.state.idempotency = IdempotencyCache(ctx.config.server.idempotency_ttl, ctx.config.server.idempotency_keys)
     return app
