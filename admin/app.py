@@ -2,7 +2,7 @@
 
 Routes: the original's listings (``/apps``, ``/connections``, ``/tokens``, ``/users`` incl.
 ``POST /users`` sign-out; README "Административный веб", spec §7.9) plus ``/sessions``,
-``/push`` (test push, dispatcher status), ``/healthz``, ``/readyz`` and ``/metrics``.
+``/push`` (test push, dispatcher status), ``/trace`` (CSTA trace of one user), ``/healthz``, ``/readyz`` and ``/metrics``.
 Errors are the public API's JSON (``mxproxy.api.errors``); with ``[server] adminToken`` every
 route but ``/healthz`` needs ``Authorization: Bearer <token>`` (docs/operations.md).
 """
@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from admin import health, listings, push
+from admin import health, listings, push, trace
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
 from mxproxy.api.app import ServerHeaderMiddleware
@@ -32,6 +32,7 @@ ROUTES: list[Route] = [
     Route("/users", listings.users, methods=["GET", "POST"]),
     Route("/sessions", listings.sessions, methods=["GET"]),
     Route("/push", push.push_route, methods=["GET", "POST"]),
+    Route("/trace", trace.trace_route, methods=["POST"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),

@@ -76,7 +76,9 @@ class ApiHarness:
 
 @contextlib.asynccontextmanager
 async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
-                    azure: dict[str, Any] | None = None, profile: str = "spec") -> AsyncIterator[ApiHarness]:
+                    azure: dict[str, Any] | None = None, profile: str = "spec",
+                    mx: dict[str, Any] | None = None) -> AsyncIterator[ApiHarness]:
+    """``mx``: extra ``[mx]`` keys (e.g. ``traceDir``)."""
     fixture = demo_fixture()
     sim = Simulator(fixture, host="127.0.0.1", port=0, control=None, quirks=Quirks.profile(profile))
     await sim.start()
@@ -88,7 +90,7 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
             "apps": {CLIENT_ID: CLIENT_SECRET},
             "logName": "mxproxy.log",
             "mx": {"responseTimeout": response_timeout, "connectTimeout": "2s", "reconnectMin": "30s",
-                   "reconnectMax": "60s", "callLogIdle": "200ms", "callReplyGrace": "50ms"},
+                   "reconnectMax": "60s", "callLogIdle": "200ms", "callReplyGrace": "50ms"} | (mx or {}),
             "static": {
                 "mode": "users",
                 "host": f"127.0.0.1:{sim.port}",

@@ -56,6 +56,7 @@ from mxproxy.connectors.zultys.framing import (
     encode_frame,
 )
 from mxproxy.connectors.zultys.tls import check_pin
+from mxproxy.connectors.zultys.trace import TraceWriter
 from mxproxy.connectors.zultys.xml import parse
 
 log = logging.getLogger("mxproxy.connectors.zultys")
@@ -275,6 +276,8 @@ class CSTAClient:
         self._timer: asyncio.TimerHandle | None = None
         self.ended: SessionEnded | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        #: Frames are also written here while a CSTA trace is on (``trace.py``).
+        self.trace: TraceWriter | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -302,6 +305,8 @@ class CSTAClient:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.trace is not None:
+            self.trace.close()
         try:
             if graceful:
                 self._writer.close()
@@ -333,6 +338,8 @@ class CSTAClient:
             raise MXBadRequest(f"command too large for one CSTA frame: {exc}") from None
         if frame_log.isEnabledFor(logging.DEBUG):
             frame_log.debug("%s -> %04d %s", self.label, invoke_id, redact(frame[HEADER_SIZE:]))
+        if self.trace is not None:
+            self.trace.record("out", invoke_id, xml)
         self._transport.write(frame)
         self._last_send = self._loop.time()
 
@@ -495,6 +502,8 @@ class CSTAClient:
     def _dispatch(self, invoke_id: int, payload: bytes) -> None:
         if frame_log.isEnabledFor(logging.DEBUG):
             frame_log.debug("%s <- %04d %s", self.label, invoke_id, redact(payload))
+        if self.trace is not None:
+            self.trace.record("in", invoke_id, payload)
         if not payload.strip():
             return
         try:
@@ -585,6 +594,8 @@ class CSTAClient:
                 if frame_log.isEnabledFor(logging.DEBUG):
                     frame_log.debug("%s -> 0000 <keepalive />", self.label)
                 self._transport.write(KEEPALIVE_FRAME)
+                if self.trace is not None:
+                    self.trace.record("out", 0, KEEPALIVE_FRAME[HEADER_SIZE:])
                 self._last_send = now
             if (cfg.keepalive > 0 and cfg.read_deadline > 0 and now - self._last_recv >= cfg.keepalive
                     and now - self._last_probe >= cfg.keepalive):
