@@ -72,6 +72,7 @@ WRITE_HIGH_WATER = 256 * 1024
 TLS_READ_BUFFER = 16 * 1024
 #: How many finished commands' ids are remembered, so their late frames are recognised as late.
 FINISHED_MEMORY = 256
+_EVENT_NAMES = parsers.EVENT_PARSERS.keys()
 
 # -- redaction ---------------------------------------------------------------------------------
 
@@ -537,7 +538,8 @@ class CSTAClient:
                     elif name == "CSTAErrorCode":
                         log.warning("MX session %s: CSTA error %r after the reply to %04d", self.label,
                                     parsers.csta_error_text(root), invoke_id)
-                self._emit_event(root, invoke_id)
+                if name in _EVENT_NAMES:  # a call event sent on the request's id
+                    self._emit_event(root, invoke_id)
                 return
             if invoke_id in self._finished:
                 # a late frame of a finished command: never offered to a newer command
@@ -555,6 +557,8 @@ class CSTAClient:
 
     def _emit_event(self, root: Element, invoke_id: int) -> bool:
         """Hand a message that is an event we model to the session's queue; False when it is not one."""
+        if root.tag not in _EVENT_NAMES:
+            return False
         try:
             event = parsers.event(root)
         except Exception as exc:  # a bad event is skipped, the session goes on (spec §9.12)
