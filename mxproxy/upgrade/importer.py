@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 from mxproxy.config import Config
 from mxproxy.provisioning import split_host
@@ -63,13 +63,20 @@ class ImportReport:
     dry_run: bool
 
 
-def configured_topics(config: Config) -> PushTopics:
+def configured_topics(config: Config, *, quiet: bool = False) -> PushTopics:
     """The push topics the config has credentials for, as ``mxproxy serve`` would load them:
     APNs certificates (their bundle id and gateways), ``[voip.apnToken]`` topics, and every
     ``[voip.fcm]`` app id (a legacy server key included: its tokens are kept, see docs/push.md)."""
     from mxproxy.push.apns import ApnsSender
 
-    apns = ApnsSender(config.voip, config.push, config.base_dir)
+    push_log = logging.getLogger("mxproxy.push")
+    level = push_log.level
+    if quiet:  # the dispatcher loads (and reports) the same credentials moments later
+        push_log.setLevel(logging.CRITICAL)
+    try:
+        apns = ApnsSender(config.voip, config.push, config.base_dir)
+    finally:
+        push_log.setLevel(level)
     return PushTopics.of(apn=apns.topics, fcm=config.voip.fcm.keys())
 
 
@@ -107,10 +114,14 @@ def _user(key: bytes, value: bytes) -> UserRecord | Skipped:
         return Skipped(what, f"bad MX host: {exc}")
     if not isinstance(mx_login, str) or not isinstance(password, str) or not password:
         return Skipped(what, "no MX login or password in the stored JSON")
-    return _valid(what, UserRecord(login=login, host=host, mx_login=mx_login, password=password), validation.user)
+    # 2.3 keys users by MX login (== "login"); the README's sample keys them by the name typed at
+    # sign-in: then the MX login is ours too (the JWT "sub") and the key the sign-in name
+    record = UserRecord(login=mx_login, host=host, mx_login=mx_login, password=password,
+                        sign_in_name="" if mx_login == login else login)
+    return _valid(what, record, validation.user)
 
 
-def _token(key: bytes, value: bytes, topics: PushTopics, logins: set[str]) -> DeviceToken | Skipped:
+def _token(key: bytes, value: bytes, topics: PushTopics, logins: Mapping[str, str]) -> DeviceToken | Skipped:
     text = _text(key)
     if text is None:
         return Skipped(f"token {key[:40]!r}", "the key is not UTF-8 text")
@@ -145,7 +156,7 @@ def _token(key: bytes, value: bytes, topics: PushTopics, logins: set[str]) -> De
         return Skipped(what, "the owner's login is empty or not UTF-8 text")
     if login not in logins:
         return Skipped(what, f'its user "{login}" is not in the users bucket')
-    record = DeviceToken(kind=kind, topic=topic, token=token, login=login, sandbox=sandbox)
+    record = DeviceToken(kind=kind, topic=topic, token=token, login=logins[login], sandbox=sandbox)
     return _valid(what, record, validation.device_token)
 
 
@@ -176,7 +187,9 @@ def legacy_records(bolt: BoltFile, topics: PushTopics, *, stored_logins: frozens
     for key, value in sorted((users_bucket or Bucket()).items.items()):
         record = _user(key, value)
         (skipped if isinstance(record, Skipped) else users).append(record)  # type: ignore[arg-type]
-    logins = {u.login for u in users} | set(stored_logins)
+    # a token's owner is a users key: the key itself, or the sign-in name of a user keyed that way
+    logins = {login: login for login in stored_logins} | {u.login: u.login for u in users}
+    logins |= {u.sign_in_name: u.login for u in users if u.sign_in_name}
     tokens: list[DeviceToken] = []
     for key, value in sorted((tokens_bucket or Bucket()).items.items()):
         record = _token(key, value, topics, logins)

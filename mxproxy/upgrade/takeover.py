@@ -58,7 +58,7 @@ async def take_over_bolt_store(db: str, config: Config) -> str:
             return str(target)
         log.info("store: %s is MX Proxy 2.3's bbolt file; importing it into %s", path, target)
         try:
-            report = await import_legacy_store(store, path, configured_topics(config), target=str(target))
+            report = await import_legacy_store(store, path, configured_topics(config, quiet=True), target=str(target))
         except BoltError as exc:
             raise StoreError(f"{exc}; nothing was imported (the bbolt file is unchanged)") from None
     finally:

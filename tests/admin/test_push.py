@@ -137,8 +137,9 @@ async def test_a_json_body_sent_as_curl_d_sends_it_as_a_form_is_read_as_json(
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
     assert [res["status"] for res in r.json()["results"]] == ["ok"]
-    r = await pushing.client.post("/push", content=b'{"login": ', headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert (r.status_code, r.json()) == (400, {"error": "malformed JSON body"})
+    for bad in (b'{"login": ', b'{"login": ' + b"[" * 5000, b'{"login": ' + b"9" * 5000 + b"}"):
+        r = await pushing.client.post("/push", content=bad, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 400 and r.json()["error"].startswith("malformed JSON body: "), r.text
 
 
 async def test_push_to_one_registered_token(pushing: AdminHarness, apns: LocalAPNs) -> None:  # noqa: F811

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from mxproxy.upgrade.bbolt import BoltError, fnv1a_64, parse_bolt
 from tests.upgrade.conftest import fixture_db
 
-SOURCES = {name: fixture_db(name).read_bytes() for name in ("one-user", "nested", "page16k", "many", "messy")}
-SMALL = ("one-user", "nested", "messy")
+SOURCES = {name: fixture_db(name).read_bytes()
+           for name in ("one-user", "nested", "page16k", "many", "messy", "one-user-s390x")}
+SMALL = ("one-user", "nested", "messy", "one-user-s390x")
 #: a parse of the largest fixture takes ~30 ms; anything near this means a loop went wrong
 BOUND_SECONDS = 2.0
 
@@ -78,5 +79,6 @@ def test_corrupted_meta_with_a_valid_checksum(name: str, meta: int, field: int, 
     start = meta * 4096 + 16
     end = min(start + field + len(value), start + 56)
     data[start + field:end] = value[: end - start - field]
-    data[start + 56:start + 64] = fnv1a_64(bytes(data[start:start + 56])).to_bytes(8, "little")
+    order = "big" if name.endswith("s390x") else "little"
+    data[start + 56:start + 64] = fnv1a_64(bytes(data[start:start + 56])).to_bytes(8, order)
     _parse(bytes(data))

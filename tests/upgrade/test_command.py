@@ -80,7 +80,8 @@ def test_dry_run_reports_and_writes_nothing(original_folder: Any, capsys: pytest
     folder = original_folder("messy")
     code, out, _ = run(capsys, "--config", str(folder / "mxproxy.toml"), "--dry-run")
     assert code == 0 and "dry run: nothing was written" in out
-    assert 'user "badjson": malformed JSON' in out and "skipped: 12" not in out
+    assert "users: 2 added" in out and "tokens: 2 added" in out and "skipped: 11" in out
+    assert 'user "badjson": malformed JSON' in out and 'its user "ghost" is not in the users bucket' in out
     users, _ = _stored(folder / "mxproxy.sqlite")
     assert users == []
 

@@ -89,9 +89,19 @@ def test_what_cannot_be_imported_is_skipped_with_its_reason() -> None:
     assert "not a device token the API would accept (bad push token)" in by_reason
     assert reasons["token garbage"] == 'not a "<kind>:<topic>:<token>" key'
     legacy = legacy_records(read_bolt_file(fixture_db("messy")), ALL_TOPICS)
-    assert sorted(u.login for u in legacy.users) == ["good1", "good2"]
-    assert {u.login: u.mx_login for u in legacy.users}["good2"] == "good2-mx"
+    assert sorted(u.login for u in legacy.users) == ["good1", "good2-mx"]
     assert len(legacy.tokens) == 2
+
+
+def test_a_user_keyed_by_sign_in_name_is_stored_under_its_mx_login() -> None:
+    """The README's sample keys users by the name typed at sign-in ("dmitrys@xyzrd.com") with the
+    MX login inside; messy.db's "good2" is keyed so ({"login": "good2-mx"})."""
+    legacy = legacy_records(read_bolt_file(fixture_db("messy")), ALL_TOPICS)
+    good2 = next(u for u in legacy.users if u.mx_login == "good2-mx")
+    assert (good2.login, good2.sign_in_name) == ("good2-mx", "good2")
+    assert [t.login for t in legacy.tokens if t.kind == "fcm"] == ["good2-mx"]  # its token follows it
+    good1 = next(u for u in legacy.users if u.login == "good1")
+    assert good1.sign_in_name == ""
 
 
 def test_tokens_of_a_topic_without_credentials_are_skipped() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mxproxy.config import load_config
+from mxproxy.upgrade.differences import original_differences
 from mxproxy.server import ProxyServer, admin_listen, apply_overrides, parse_listen
 from tests.upgrade.conftest import FIXTURES, fixture_db
 
@@ -71,12 +73,17 @@ async def test_the_originals_docker_layout_and_defaults(tmp_path: Path, caplog: 
     docker = apply_overrides(load_config(config_path), "8080", "8049", str(tmp_path / "db" / "mxproxy.db"))
     assert parse_listen(docker.server.port, 8000) == parse_listen(":8080", 8000)  # all interfaces, as before
     assert admin_listen(docker.server.admin, None).host == "127.0.0.1"  # never open without a token (M1)
+    assert [n for n in original_differences(docker) if "compat.md M1" in n and "127.0.0.1:8049" in n]
     caplog.set_level(logging.INFO)
-    quick = apply_overrides(docker, "127.0.0.1:0", "127.0.0.1:0", None)
+    quick = apply_overrides(docker, "127.0.0.1:0", None, None)  # the admin on 127.0.0.1:8049, as ADMIN=8049 asks
+    quick = replace(quick, server=replace(quick.server, admin="0"))  # …but a free port: other tests run too
     server = ProxyServer(quick)
     await server.start()
     try:
         assert server.db == str(tmp_path / "db" / "mxproxy.sqlite")
         assert [u.login for u in await server.store.list_users()] == ["dmitrys"]
+        assert server.admin_listen.host == "127.0.0.1"
     finally:
         await server.stop()
+    warned = [r.getMessage() for r in caplog.records if "compat.md M1" in r.getMessage()]
+    assert len(warned) == 1 and "127.0.0.1:0 only" in warned[0]

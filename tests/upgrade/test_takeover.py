@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +96,18 @@ async def test_serve_process_exits_1_naming_the_problem(original_folder: Any) ->
     await proc.start()
     assert await proc.wait() == 1
     assert "corrupt bbolt file" in proc.stderr
+
+
+async def test_a_credential_problem_is_reported_once_when_serve_imports(
+        original_folder: Any, caplog: pytest.LogCaptureFixture) -> None:
+    folder = original_folder("one-user", extra=QUICK)
+    config = (folder / "mxproxy.toml").read_text().replace('"phone.p12" = "p12-secret"', '"phone.p12" = "wrong"')
+    (folder / "mxproxy.toml").write_text(config)
+    caplog.set_level(logging.INFO)
+    server = await start(folder / "mxproxy.toml")
+    try:
+        imported = await server.store.list_tokens()
+    finally:
+        await server.stop()
+    assert [t.kind for t in imported] == ["fcm"]  # no APNs credentials: those tokens were skipped
+    assert len([r for r in caplog.records if "phone.p12" in r.getMessage() and r.levelno >= logging.ERROR]) == 1
