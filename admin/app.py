@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from admin import cluster, health, listings, push, trace
+from admin import certificates, cluster, health, listings, push, trace
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
 from mxproxy.api.app import ServerHeaderMiddleware
@@ -35,6 +35,7 @@ ROUTES: list[Route] = [
     Route("/cluster", cluster.cluster, methods=["GET"]),
     Route("/push", push.push_route, methods=["GET", "POST"]),
     Route("/trace", trace.trace_route, methods=["POST"]),
+    Route("/mx/certificates", certificates.certificates, methods=["GET", "DELETE"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
