@@ -25,6 +25,8 @@ def _simulator_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--profile", default="spec",
                    help="named set of quirks: spec, name-matched, strict-order, mixed, dialect (docs/simulator.md)")
+    p.add_argument("--replay", metavar="TRACE",
+                   help="answer from a recorded CSTA trace (JSON lines) instead of the fixture (docs/simulator.md)")
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ import abc
 import enum
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, AsyncIterator, ClassVar, Mapping
 
 from mxproxy.connectors.errors import MXUnsupported
@@ -364,6 +365,20 @@ class SessionEnded(Event):
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TraceRequest:
+    """Wire tracing asked for one MX login (admin ``POST /trace``): until when (``time.time()``),
+    into which folder, and whether names and numbers are pseudonymised."""
+
+    directory: Path
+    until: float
+    pseudonymise: bool = False
+
+    @property
+    def active(self) -> bool:
+        return time.time() < self.until
+
+
 class MXSession(abc.ABC):
     """One logged-in session with an MX for one user.
 
@@ -373,6 +388,11 @@ class MXSession(abc.ABC):
 
     login_info: LoginInfo
     capabilities: frozenset[Capability] = ALL_CAPABILITIES
+
+    def start_trace(self, request: TraceRequest) -> bool:
+        """Trace this live session's wire traffic as ``request`` says (replacing a running
+        trace; an inactive request stops it). False when the backend cannot trace."""
+        return False
 
     # lifecycle ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -518,6 +538,11 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def login(self, account: MXAccount) -> MXSession:
         """Connect and log in. Raises MXConnectionFailed/MXTLSError/MXLoginFailed/MXTimeout."""
+
+    def trace_user(self, login: str, seconds: float, pseudonymise: bool = False) -> "TraceRequest":
+        """Record the wire traffic of ``login``'s sessions for ``seconds`` (0 stops), where the
+        connector keeps traces; returns what the live session gets via ``MXSession.start_trace``."""
+        raise MXUnsupported("wire traces")
 
     async def aclose(self) -> None:
         """Release shared resources (connection pools, threads). Sessions are closed by owners."""

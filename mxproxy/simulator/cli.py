@@ -15,6 +15,8 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "replay", None):
+        return _run_replay(args)
     try:
         fixture = load_fixture(args.fixture) if getattr(args, "fixture", None) else demo_fixture()
         quirks = Quirks.profile(getattr(args, "profile", None) or "spec", getattr(args, "quirk", None) or [])
@@ -38,7 +40,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(sim: Simulator) -> None:
+def _run_replay(args: argparse.Namespace) -> int:
+    """``--replay TRACE``: answer from a recorded CSTA trace (mxproxy.simulator.replay)."""
+    from mxproxy.simulator.replay import ReplaySimulator, TraceError, load_trace
+    from mxproxy.simulator.tls import load_pair
+
+    try:
+        trace = load_trace(args.replay)
+    except TraceError as exc:
+        print(f"mxproxy simulator: {exc}", file=sys.stderr)
+        return 2
+    cert = load_pair(args.cert, args.key) if getattr(args, "cert", None) else None
+    replay = ReplaySimulator(trace, host=args.host, port=args.port, cert=cert)
+
+    async def serve() -> None:
+        stop = _stop_event()
+        await replay.start()
+        try:
+            print(f"MX replay of {args.replay} ({len(trace.segments)} recorded commands) listening on "
+                  f"{replay.host}:{replay.port} (CSTA over TLS, certificate sha256 {replay.cert_fingerprint})",
+                  flush=True)
+            await stop.wait()
+        finally:
+            await replay.stop()
+
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        print(f"mxproxy simulator: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -46,6 +80,11 @@ async def _serve(sim: Simulator) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
             pass
+    return stop
+
+
+async def _serve(sim: Simulator) -> None:
+    stop = _stop_event()
     await sim.start()
     try:
         users = ", ".join(f"{u.login}/{u.ext}" for u in sim.fixture.users[:5])

@@ -48,11 +48,11 @@ class AdminHarness:
 
 
 @contextlib.asynccontextmanager
-async def build_admin(tmp_path: Path, *, token: str | None = None,
-                      push_config: Config | None = None) -> AsyncIterator[AdminHarness]:
+async def build_admin(tmp_path: Path, *, token: str | None = None, push_config: Config | None = None,
+                      mx: dict[str, Any] | None = None) -> AsyncIterator[AdminHarness]:
     """With ``push_config`` (a Config whose ``[voip]``/``[push]`` point at local provider peers)
     a real dispatcher from ``create_dispatcher`` is started and handed to the admin app."""
-    async with build_api(tmp_path) as api:
+    async with build_api(tmp_path, mx=mx) as api:
         ctx = api.ctx
         # the clients below say Host: admin.test (a name the admin answers only when configured)
         config = replace(ctx.config, server=replace(ctx.config.server, admin_token=token,

@@ -78,10 +78,11 @@ class ApiHarness:
 @contextlib.asynccontextmanager
 async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
                     azure: dict[str, Any] | None = None, profile: str = "spec",
-                    extra: dict[str, Any] | None = None,
+                    mx: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
                     store: Store | None = None) -> AsyncIterator[ApiHarness]:
-    """``extra``: config tables merged over the defaults; ``store``: an unopened store to use
-    instead of a SQLite file in ``tmp_path`` (closed afterwards)."""
+    """``mx``: extra ``[mx]`` keys (e.g. ``traceDir``); ``extra``: config tables merged over the
+    defaults; ``store``: an unopened store to use instead of a SQLite file in ``tmp_path`` (closed
+    afterwards)."""
     fixture = demo_fixture()
     sim = Simulator(fixture, host="127.0.0.1", port=0, control=None, quirks=Quirks.profile(profile))
     await sim.start()
@@ -93,7 +94,7 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
             "apps": {CLIENT_ID: CLIENT_SECRET},
             "logName": "mxproxy.log",
             "mx": {"responseTimeout": response_timeout, "connectTimeout": "2s", "reconnectMin": "30s",
-                   "reconnectMax": "60s", "callLogIdle": "200ms", "callReplyGrace": "50ms"},
+                   "reconnectMax": "60s", "callLogIdle": "200ms", "callReplyGrace": "50ms"} | (mx or {}),
             "static": {
                 "mode": "users",
                 "host": f"127.0.0.1:{sim.port}",

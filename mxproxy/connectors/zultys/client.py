@@ -58,6 +58,7 @@ from mxproxy.connectors.zultys.framing import (
     encode_frame,
 )
 from mxproxy.connectors.zultys.tls import check_pin
+from mxproxy.connectors.zultys.trace import TraceWriter
 from mxproxy.connectors.zultys.xml import parse
 
 log = logging.getLogger("mxproxy.connectors.zultys")
@@ -99,6 +100,7 @@ def is_frame_header(head: bytes) -> bool:
 TLS_READ_BUFFER = 16 * 1024
 #: How many finished commands' ids are remembered, so their late frames are recognised as late.
 FINISHED_MEMORY = 256
+_EVENT_NAMES = parsers.EVENT_PARSERS.keys()
 
 # -- redaction ---------------------------------------------------------------------------------
 
@@ -303,6 +305,8 @@ class CSTAClient:
         self._timer: asyncio.TimerHandle | None = None
         self.ended: SessionEnded | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        #: Frames are also written here while a CSTA trace is on (``trace.py``).
+        self.trace: TraceWriter | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -330,6 +334,8 @@ class CSTAClient:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.trace is not None:
+            self.trace.close()
         try:
             if graceful:
                 self._writer.close()
@@ -361,6 +367,8 @@ class CSTAClient:
             raise MXBadRequest(f"command too large for one CSTA frame: {exc}") from None
         if frame_log.isEnabledFor(logging.DEBUG):
             frame_log.debug("%s -> %04d %s", self.label, invoke_id, redact(frame[HEADER_SIZE:]))
+        if self.trace is not None:
+            self.trace.record("out", invoke_id, xml)
         self._transport.write(frame)
         self._last_send = self._loop.time()
 
@@ -563,6 +571,8 @@ class CSTAClient:
     def _dispatch(self, invoke_id: int, payload: bytes) -> None:
         if frame_log.isEnabledFor(logging.DEBUG):
             frame_log.debug("%s <- %04d %s", self.label, invoke_id, redact(payload))
+        if self.trace is not None:
+            self.trace.record("in", invoke_id, payload)
         if not payload.strip():
             return
         try:
@@ -596,7 +606,8 @@ class CSTAClient:
                     elif name == "CSTAErrorCode":
                         log.warning("MX session %s: CSTA error %r after the reply to %04d", self.label,
                                     parsers.csta_error_text(root), invoke_id)
-                self._emit_event(root, invoke_id)
+                if name in _EVENT_NAMES:  # a call event sent on the request's id
+                    self._emit_event(root, invoke_id)
                 return
             if invoke_id in self._finished:
                 # a late frame of a finished command: never offered to a newer command
@@ -614,6 +625,8 @@ class CSTAClient:
 
     def _emit_event(self, root: Element, invoke_id: int) -> bool:
         """Hand a message that is an event we model to the session's queue; False when it is not one."""
+        if root.tag not in _EVENT_NAMES:
+            return False
         try:
             event = parsers.event(root)
         except Exception as exc:  # a bad event is skipped, the session goes on (spec §9.12)
@@ -653,6 +666,8 @@ class CSTAClient:
                 if frame_log.isEnabledFor(logging.DEBUG):
                     frame_log.debug("%s -> 0000 <keepalive />", self.label)
                 self._transport.write(KEEPALIVE_FRAME)
+                if self.trace is not None:
+                    self.trace.record("out", 0, KEEPALIVE_FRAME[HEADER_SIZE:])
                 self._last_send = now
             if (cfg.keepalive > 0 and cfg.read_deadline > 0 and now - self._last_recv >= cfg.keepalive
                     and now - self._last_probe >= cfg.keepalive):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Mapping
 
 from mxproxy.config import MXConfig
 from mxproxy.connectors import base
-from mxproxy.connectors.errors import MXError
+from mxproxy.connectors.errors import MXError, MXUnsupported
 from mxproxy.connectors.zultys.client import open_tls
 from mxproxy.connectors.zultys.session import ZultysSession
 from mxproxy.connectors.zultys.tls import client_context, normalize_fingerprint, verifies
+from mxproxy.connectors.zultys.trace import TraceWriter
 from mxproxy.connectors.zultys.trust import CertificateCheck, peer_fingerprint
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ class ZultysConnector(base.Connector):
         # MonitorStartAb after each login, so address-book changes drop the cached directory at
         # once instead of after ``directoryTTL``
         "addressBookEvents": base.Option("boolean", True),
+        # where CSTA traces go (``trace_user``, admin ``POST /trace``); unset: tracing is off
+        "traceDir": base.Option("path", None),
     }
 
     def __init__(self, config: MXConfig) -> None:
@@ -39,6 +44,35 @@ class ZultysConnector(base.Connector):
         #: trust on first use and the fingerprint log line; ``use_store`` hands it the store
         self.certificates = CertificateCheck(config.tls_trust_on_first_use, pinned=bool(self._pin))
         self.address_book_events: bool = self.option(config, "addressBookEvents")
+        trace_dir = self.option(config, "traceDir")
+        self.trace_dir: Path | None = Path(trace_dir) if trace_dir else None
+        self._trace_plans: dict[str, base.TraceRequest] = {}  # MX login (lower case) -> plan
+
+    def trace_user(self, login: str, seconds: float, pseudonymise: bool = False) -> base.TraceRequest:
+        """Trace every CSTA session ``login`` logs in within ``seconds`` (0 stops), from its first
+        frame; the caller also hands the plan to the user's live session (``start_trace``)."""
+        if self.trace_dir is None:
+            raise MXUnsupported("CSTA tracing (set [mx] traceDir)")
+        key = login.strip().lower()
+        plan = base.TraceRequest(self.trace_dir, time.time() + max(0.0, seconds), pseudonymise)
+        if seconds <= 0:
+            self._trace_plans.pop(key, None)
+        else:
+            self._trace_plans[key] = plan
+        return plan
+
+    def _trace_for(self, login: str) -> TraceWriter | None:
+        plan = self._trace_plans.get(login.strip().lower())
+        if plan is None:
+            return None
+        if not plan.active:
+            del self._trace_plans[login.strip().lower()]
+            return None
+        try:
+            return TraceWriter(plan, login)
+        except OSError as exc:
+            log.warning("cannot start the CSTA trace of %s in %s: %s", login, plan.directory, exc)
+            return None
 
     def _context(self) -> ssl.SSLContext:
         """Built on first use (loading a CA file is I/O); the no-verification warning goes out once."""
@@ -63,7 +97,8 @@ class ZultysConnector(base.Connector):
                                         timeout=self.config.connect_timeout, pin=self._pin)
         fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
         session = ZultysSession(self.config, f"{account.login}@{account.address}")
-        session.attach(reader, writer)
+        client = session.attach(reader, writer)
+        client.trace = self._trace_for(account.login) if self._trace_plans else None
         try:
             await self.certificates.check(account.address, fingerprint)
             await session.login(account.login, account.password)

@@ -25,6 +25,7 @@ from mxproxy.connectors.errors import MXError, MXLoginFailed, MXProtocolError, M
 from mxproxy.connectors.zultys import commands, parsers
 from mxproxy.connectors.zultys.calllog import CallLogCompletion
 from mxproxy.connectors.zultys.client import CSTAClient
+from mxproxy.connectors.zultys.trace import TraceWriter
 from mxproxy.connectors.zultys.voicemail import ZultysVoicemailDownload, fetch_chunk
 from mxproxy.connectors.zultys.xml import attr_int
 
@@ -120,6 +121,21 @@ class ZultysSession(base.MXSession):
                                   on_end=self._queue.put)
         self._client.start()
         return self._client
+
+    def start_trace(self, request: base.TraceRequest) -> bool:
+        client = self._client
+        if client is None or not client.alive:
+            return False
+        if client.trace is not None:
+            client.trace.close()
+            client.trace = None
+        if request.active:
+            try:
+                client.trace = TraceWriter(request, self.label.partition("@")[0])
+            except OSError as exc:
+                log.warning("MX session %s: cannot start a CSTA trace in %s: %s", self.label, request.directory, exc)
+                return False
+        return True
 
     @property
     def client(self) -> CSTAClient:
