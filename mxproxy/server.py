@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import uvicorn
 
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
+from mxproxy.store import StoreError, is_postgres_url
 
 log = logging.getLogger("mxproxy.server")
 
@@ -330,6 +331,9 @@ class ProxyServer:
         self.admin_listen = (admin or admin_listen(config.server.admin, config.server.admin_token)
                              if admin_enabled else None)
         self.db = db or config.server.db
+        if is_postgres_url(self.db) and not config.server.store_key:
+            raise ConfigError("server.storeKey: required with a PostgreSQL store (there is no safe place "
+                              "beside the data for a generated key); set it, or MXPROXY_STORE_KEY")
         self.graceful_seconds = graceful_seconds
         self.push_topics = push_topics  # None: what the configured push senders can deliver to
         self.store: Any = None
@@ -564,8 +568,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG
-    except OSError as exc:
+    except (OSError, StoreError) as exc:  # expected: port busy, store unreachable, wrong key, ...
         log.error("startup failed: %s", exc)
+        log.debug("startup failure traceback", exc_info=True)
         return EXIT_STARTUP_FAILED
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_OK
