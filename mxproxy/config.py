@@ -27,6 +27,8 @@ else:  # pragma: no cover - exercised only on Python < 3.11
 log = logging.getLogger(__name__)
 
 DEFAULT_PROVISIONING = "https://config.connector73.net/config"
+# The store used when neither --db, DB nor [server] db names one (the Docker image: /db/mxproxy.db).
+DEFAULT_DB_ENV = "MXPROXY_DEFAULT_DB"
 
 
 class ConfigError(ValueError):
@@ -530,7 +532,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     server = ServerConfig(
         port=str(server_s.raw("port", "8000")),
         admin=str(server_s.raw("admin", "127.0.0.1:8043")),
-        db=server_s.string("db", "mxproxy.db"),
+        db=server_s.string("db", os.environ.get(DEFAULT_DB_ENV) or "mxproxy.db"),
         store_key=store_key,
         admin_token=admin_token,
         allow_unknown_keys=server_s.boolean("allowUnknownKeys", False),
