@@ -13,7 +13,7 @@ import logging
 import os
 import ssl
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -340,6 +340,17 @@ class ServerConfig:
     idempotency_keys: int = 10_000  # remembered outcomes per instance (oldest dropped first)
 
 
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: how lines look (the file itself is the original's top-level ``logName``)."""
+
+    format: str = "text"  # "json": one JSON object per line, with context fields
+    access_log: bool = False  # one line per HTTP request (public and admin API)
+
+
 @dataclass(frozen=True)
 class AzureConfig:
     tenants: tuple[str, ...] = ()
@@ -365,6 +376,8 @@ class Config:
     static: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     push: PushConfig = field(default_factory=PushConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: Path | None = None  # the config file, when loaded from one
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -560,6 +573,12 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
 
     push_cfg = _push(root.table("push"))
 
+    log_s = root.table("log")
+    log_format = log_s.string("format", "text")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"{log_s.key('format')}: expected one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    log_cfg = LogConfig(format=log_format, access_log=log_s.boolean("accessLog", False))
+
     cfg = Config(
         provisioning=provisioning,
         apps=apps,
@@ -572,6 +591,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         static=dict(static),
         base_dir=base_dir,
         push=push_cfg,
+        log=log_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg
@@ -587,4 +607,5 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"config file {p} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: {exc}") from None
-    return parse_config(data, base_dir=p.resolve().parent)
+    config = parse_config(data, base_dir=p.resolve().parent)
+    return replace(config, source=p.resolve())

@@ -14,7 +14,6 @@ import contextlib
 import gc
 import ipaddress
 import logging
-import re
 import signal
 import socket
 import sys
@@ -25,6 +24,7 @@ from typing import Any, Iterator
 import uvicorn
 
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
+from mxproxy.logs import RedactingFilter, configure_logging, redact
 from mxproxy.store import StoreError, is_postgres_url
 
 log = logging.getLogger("mxproxy.server")
@@ -152,67 +152,6 @@ def bind_socket(listen: Listen) -> socket.socket:
 
 
 # --------------------------------------------------------------------------------------------
-# logging
-
-
-_REDACTIONS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?i)(<(pwd|password)>)(.*?)(</\2>)", re.S), r"\1***\4"),
-    (re.compile(r"(?i)\b(password|pwd|passwd|secret|softPhonePwd|client_secret|storeKey|adminToken)"
-                r"(\s*[=:]\s*|\"\s*:\s*\"|'\s*:\s*')([^\s&\"',;}<]+)"), r"\1\2***"),
-    (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 ***"),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+"), "***jwt***"),
-]
-
-
-def redact(text: str) -> str:
-    """Blank out passwords, ``<pwd>`` elements, bearer/basic credentials and JWTs in a log line."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """Runs on every handler, so no part of the program can leak a secret into a log by accident."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not kill logging
-            return True
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def configure_logging(config: Config) -> logging.Handler | None:
-    """Add the log file served at ``GET /debug/log`` (when writable) and redact every handler."""
-    root = logging.getLogger()
-    handler: logging.Handler | None = None
-    if config.log_name:
-        path = config.resolve_path(config.log_name)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(path, encoding="utf-8")
-        except OSError as exc:
-            log.warning("log file %s is not writable (%s); logging to stderr only", path, exc.strerror)
-        else:
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            root.addHandler(handler)
-    for h in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter())
-    return handler
-
-
-# --------------------------------------------------------------------------------------------
 # uvicorn
 
 
@@ -267,7 +206,11 @@ class _HTTPServer:
                 self.task.result()  # re-raise the startup failure
                 raise RuntimeError(f"{self.name} server stopped during startup")
             await asyncio.sleep(0.01)
-        log.info("%s listening on %s", self.name, Listen(self.listen.host, self.port).url())
+        log.info("%s listening on %s", self.name, self.bound_url())
+
+    def bound_url(self) -> str:
+        """The address the socket is actually bound to (port 0 resolved)."""
+        return Listen(self.listen.host, self.port).url()
 
     def request_stop(self) -> None:
         if self.server is not None:
@@ -372,6 +315,18 @@ class ProxyServer:
         if self._admin is None or self.admin_listen is None:
             return None
         return Listen(self.admin_listen.host, self._admin.port).url()
+
+    def start_line(self) -> str:
+        """What an operator checks first: where it listens (the bound addresses), which config
+        file and which store (never a password)."""
+        from mxproxy.store import describe_store
+
+        parts = [f"public API {self._public.bound_url() if self._public else self.public_url}"]
+        if self._admin is not None:
+            parts.append(f"admin API {self._admin.bound_url()}")
+        source = self.config.source
+        return (", ".join(parts) + f"; config {source if source else '(none)'}"
+                + f"; store {describe_store(self.db, self.config.base_dir)}")
 
     async def start(self) -> None:
         """Open the store, load keys, resume sessions, then listen. Cleans up after a failure."""
@@ -527,8 +482,7 @@ async def serve(server: ProxyServer) -> int:
             installed.append(sig)
     try:
         await server.start()
-        log.info("mxproxy ready: public API %s%s", server.public_url,
-                 f", admin API {server.admin_url}" if server.admin_url else "")
+        log.info("mxproxy ready: %s", server.start_line())
         await stop.wait()
     finally:
         await server.stop()

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from mxproxy.callcache import DEFAULT_CALL_TTL, CallInfoCache
 from mxproxy.config import Config
+from mxproxy.logs import log_context
 from mxproxy.connectors.base import (
     AddressBookChanged,
     CallLogEntry,
@@ -267,6 +268,10 @@ class _Owner:
         return max(1, math.ceil(remaining))
 
     async def _run(self) -> None:
+        with log_context(user=self.login):  # not the request that happened to start this task
+            await self._own()
+
+    async def _own(self) -> None:
         try:
             while not self.closing:
                 session = self.session
@@ -336,6 +341,8 @@ class _Owner:
                 return False
             if self.state != LIVE and self.info is not None:
                 self.manager.stats.reconnects += 1
+                log.info("mx session of %s reconnected to %s after %d failed attempt(s)", self.login,
+                         self.account.address, self.failures)
             self._go_live(session)
             return True
 

@@ -256,7 +256,7 @@ class ServeProcess:
         while loop.time() < deadline:
             for line in self.stderr.splitlines():
                 if READY in line:
-                    return line.split(READY, 1)[1].split(",")[0].strip()
+                    return line.split(READY, 1)[1].split()[0].rstrip(",;")
             if self.proc.returncode is not None:
                 raise AssertionError(f"mxproxy exited with {self.proc.returncode}:\n{self.stderr}")
             await asyncio.sleep(0.05)

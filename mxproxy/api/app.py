@@ -25,6 +25,7 @@ from mxproxy.api import auth, calls, conferences, debuglog, directory, tokens, v
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.observe import ObserveMiddleware
+from mxproxy.api.requestlog import RequestLogMiddleware
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
 
@@ -86,8 +87,14 @@ ROUTES: list[Route] = [
 ]
 
 
+def request_log(ctx: ApiContext, api: str) -> Middleware:
+    """Request ids for every log line of a request, and the access log when ``[log] accessLog``."""
+    log_config = getattr(ctx.config, "log", None)
+    return Middleware(RequestLogMiddleware, api=api, access=bool(getattr(log_config, "access_log", False)))
+
+
 def create_app(ctx: ApiContext) -> Starlette:
-    middleware = [Middleware(ServerHeaderMiddleware)]
+    middleware = [Middleware(ServerHeaderMiddleware), request_log(ctx, "public")]
     if ctx.metrics is not None:
         # outermost but the Server header: counts what the client got, error-handler answers too
         middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="public"))

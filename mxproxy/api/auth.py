@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +14,9 @@ from starlette.responses import Response
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError
 from mxproxy.api.render import json_response
-from mxproxy.auth.clients import check_client
-from mxproxy.auth.errors import InvalidToken
+from mxproxy.auth.clients import BASIC_PREFIX, check_client, parse_basic
+from mxproxy.auth.errors import AuthError, InvalidToken
+from mxproxy.logs import SIGN_IN_LOGGER, annotate
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from mxproxy.sessions import UserSession
 
 log = logging.getLogger(__name__)
+signin_log = logging.getLogger(SIGN_IN_LOGGER)
 
 
 def context(request: Request) -> "ApiContext":
@@ -41,6 +45,7 @@ async def current_login(request: Request) -> str:
     if token is None:
         raise ApiError(401, "unauthorized", BEARER_CHALLENGE)
     claims = await context(request).tokens.verify(token)
+    annotate(user=claims.sub)
     return claims.sub
 
 
@@ -66,6 +71,7 @@ async def _provision_basic(request: Request, header: str) -> "ProvisionedAccount
     ctx = context(request)
     check_client(ctx.config.apps, header)
     form = await read_form(request)
+    request.state.sign_in_user = form.get("username", "")
     if form.get("grant_type", "") != "password":
         raise ApiError(403, "bad grant_type")
     return await ctx.provisioner.by_password(form.get("username", ""), form.get("password", ""))
@@ -76,6 +82,7 @@ async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAcco
     identity = None
     if ctx.azure is not None:
         identity = await ctx.azure.validate(id_token)  # AzureTokenRejected → 403, AzureUnavailable → 503
+        request.state.sign_in_user = identity.username
     if identity is not None and _answers_identities(ctx.provisioner):
         return await ctx.provisioner.by_identity(identity.username)
     return await ctx.provisioner.by_bearer(id_token)
@@ -126,12 +133,34 @@ async def sign_in(request: Request) -> Response:
     try:
         response = await _sign_in(request)
     except Exception as exc:
+        result = login_result(exc)
         if metrics is not None:
-            metrics.logins.labels(login_result(exc)).inc()
+            metrics.logins.labels(result).inc()
+        _log_sign_in(request, result)
         raise
     if metrics is not None:
         metrics.logins.labels(login_result(None)).inc()
+    _log_sign_in(request, "ok")
     return response
+
+
+def _log_sign_in(request: Request, result: str) -> None:
+    """One line per sign-in, for fail2ban-style tools: user, client id, IP and the outcome; never
+    the password. Values are JSON-quoted, so a user name cannot forge another field or line."""
+    user = str(getattr(request.state, "sign_in_user", "") or "")
+    client = ""
+    header = request.headers.get("authorization", "")
+    if header.startswith(BASIC_PREFIX):
+        with contextlib.suppress(AuthError):
+            client = parse_basic(header)[0].decode("utf-8", "replace")
+    ip = request.client.host if request.client else "-"
+    fields = {"user": json.dumps(user), "client": json.dumps(client), "ip": ip}
+    text = " ".join(f"{k}={v}" for k, v in fields.items())
+    extra = {"sign_in_user": user, "client_id": client, "client_ip": ip, "result": result}
+    if result == "ok":
+        signin_log.info("sign-in ok: %s", text, extra=extra)
+    else:
+        signin_log.warning("sign-in failed: %s reason=%s", text, result, extra=extra)
 
 
 async def _sign_in(request: Request) -> Response:
