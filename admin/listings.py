@@ -33,6 +33,13 @@ def context(request: Request) -> "ApiContext":
     return request.app.state.ctx
 
 
+async def resolve_login(request: Request, name: str) -> str | None:
+    """The stored user's MX login for ``name``, which may be the MX login or the name the user
+    signed in with (``dmitrys`` or ``dmitrys@xyzrd.com``); None when no such user is stored."""
+    user = await context(request).store.find_user(name)
+    return None if user is None else user.login
+
+
 def token_key(token: "DeviceToken") -> str:
     """``apn:<topic>[~]:<token>`` / ``fcm:<app>:<token>``: the original's bucket key (``~`` = sandbox)."""
     topic = token.topic + ("~" if token.kind == "apn" and token.sandbox else "")
@@ -69,12 +76,14 @@ async def list_users(request: Request) -> Response:
 
 async def logout_user(request: Request) -> Response:
     """Close the user's MX session (``<logout/>``), delete them and their device tokens, and
-    forget their cached JWTs. 404 when no such user is stored (the session, if any, is closed
-    anyway, as the original did)."""
+    forget their cached JWTs. ``login`` is the MX login or the sign-in name; the answer echoes
+    it as given. 404 when no such user is stored (the session, if any, is closed anyway, as the
+    original did)."""
     fields = await read_fields(request, [Field("login")])
-    login = fields.get("login", "").strip()
-    if not login:
+    name = fields.get("login", "").strip()
+    if not name:
         raise ApiError(400, 'missing "login"')
+    login = await resolve_login(request, name) or name
     ctx = context(request)
     existed = await ctx.sessions.logout(login)
     forgotten = ctx.tokens.forget_subject(login)
@@ -83,7 +92,7 @@ async def logout_user(request: Request) -> Response:
     if not existed:
         raise ApiError(404, "not found")
     log.info("admin: user %s signed out", login)
-    return json_response({"userLogout": login})
+    return json_response({"userLogout": name})
 
 
 async def users(request: Request) -> Response:

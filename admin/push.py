@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin.listings import context
+from admin.listings import context, resolve_login
 from mxproxy.api.bodies import read_raw_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import json_response
@@ -150,10 +150,11 @@ async def send_push(request: Request) -> Response:
         device = await _find_token(store, *parsed["token"])
         login = device.login
     else:
-        login = parsed["login"]
         device = None
-        if await store.get_user(login) is None:
+        found = await resolve_login(request, parsed["login"])  # MX login or sign-in name
+        if found is None:
             raise ApiError(404, "unknown user")
+        login = found
     payload = parsed.get("payload")
     if payload is None:
         try:

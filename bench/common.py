@@ -44,6 +44,21 @@ class SimProcess:
         self.stop()
 
 
+def load_average() -> str:
+    """The 1-minute load average: every figure on this shared machine is quoted next to it."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def pin_to_first_cpu() -> set[int]:
+    """Pin this process to its first allowed CPU; returns the others (for the load generator and
+    the peer processes), empty when there is only one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return set()
+    os.sched_setaffinity(0, {cpus[0]})
+    return set(cpus[1:])
+
+
 def rss_bytes() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

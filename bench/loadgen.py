@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 WRK = shutil.which("wrk")
+TASKSET = shutil.which("taskset")
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
@@ -53,8 +54,9 @@ def parse_wrk(out: str) -> dict[str, float | int | str]:
 
 
 async def run(url: str, *, seconds: float, connections: int, headers: dict[str, str],
-              generator: str = "auto") -> dict[str, float | int | str]:
-    """Load ``url`` from a child process; ``generator`` is ``wrk``, ``httpx`` or ``auto``."""
+              generator: str = "auto", cpus: set[int] | None = None) -> dict[str, float | int | str]:
+    """Load ``url`` from a child process (pinned to ``cpus`` when given); ``generator`` is
+    ``wrk``, ``httpx`` or ``auto``."""
     use_wrk = generator == "wrk" or (generator == "auto" and WRK is not None)
     if use_wrk:
         if WRK is None:
@@ -68,6 +70,8 @@ async def run(url: str, *, seconds: float, connections: int, headers: dict[str, 
                 "--connections", str(connections)]
         for name, value in headers.items():
             args += ["-H", f"{name}: {value}"]
+    if cpus:
+        args = [TASKSET, "-c", ",".join(str(c) for c in sorted(cpus)), *args] if TASKSET else args
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     if proc.returncode != 0:

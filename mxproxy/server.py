@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
+from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
 from mxproxy.logs import RedactingFilter, configure_logging, redact
 from mxproxy.store import StoreError, is_postgres_url
@@ -170,7 +171,8 @@ def _uvicorn_config(app: Any, name: str, *, graceful: int, limits: ServerConfig)
 
     return uvicorn.Config(
         app,
-        http=limited_protocol("auto", header_timeout=limits.header_timeout,
+        # httptools where installed (bounded like h11 below), with the deadline and the cap
+        http=limited_protocol(runtime.http_protocol(), header_timeout=limits.header_timeout,
                               max_connections=limits.max_connections),
         log_config=None,
         access_log=False,
@@ -178,7 +180,7 @@ def _uvicorn_config(app: Any, name: str, *, graceful: int, limits: ServerConfig)
         lifespan="off",  # the parts are started and stopped by ProxyServer, not by the app
         timeout_keep_alive=limits.keep_alive_timeout,
         timeout_graceful_shutdown=graceful,
-        h11_max_incomplete_event_size=64 * 1024,
+        h11_max_incomplete_event_size=runtime.MAX_REQUEST_HEAD,
         proxy_headers=False,
         ws="none",
     )
@@ -475,6 +477,7 @@ async def serve(server: ProxyServer) -> int:
             log.warning("received %s again, forcing shutdown", sig.name)
             server.force_stop()
 
+    log.info("running on %s", runtime.describe(loop, runtime.http_protocol()))
     installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -518,7 +521,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     configure_logging(config)
     try:
-        return asyncio.run(serve(server))
+        return runtime.run(serve(server))
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG

@@ -694,6 +694,7 @@ class SessionManager:
                 mx_login=prov.account.login,
                 password=prov.account.password,
                 needs_reauth=False,
+                sign_in_name=prov.sign_in_name,
             )
         )
 

@@ -338,3 +338,13 @@ async def test_hash_helper_prints_a_verifiable_hash(capsys: pytest.CaptureFixtur
     static = parse_static({"host": "mx:1", "users": {"u": {"password": digest, "mxPassword": "m"}}})
     user = static.users["u"]
     assert user.check_password("s3cret") and not user.check_password("s3cret ")
+
+
+async def test_plain_text_static_passwords_give_one_warning_for_all_users(caplog: pytest.LogCaptureFixture) -> None:
+    users = {f"user{i}@example.org": {"password": f"pw{i}", "mxPassword": "m"} for i in range(17)}
+    users["hashed"] = {"password": hash_password("x", n=2**4), "mxPassword": "m"}
+    with caplog.at_level("WARNING", logger="mxproxy.provisioning"):
+        parse_static({"host": "mx:1", "users": users})
+    [record] = [r for r in caplog.records if "plain text" in r.getMessage()]
+    assert "17 user(s)" in record.getMessage() and "14 more" in record.getMessage()
+    assert "pw1" not in caplog.text  # names, never the passwords

@@ -343,6 +343,8 @@ async def test_sigterm_logs_every_mx_session_out_and_exits_zero_then_restart_res
     await _wait_for(lambda: _sessions_of(mx, "alice") == [])
     assert "logout" in _commands_of(mx, info.id)
     assert "mxproxy stopped" in first.stderr
+    # the C event loop and HTTP parser are dependencies, so a started process runs on them
+    assert "running on event loop uvloop " in first.stderr and ", HTTP parser httptools " in first.stderr
 
     # the log file served at /debug/log was written, and no secret reached it or stderr
     log_text = (tmp_path / "mxproxy.log").read_text()

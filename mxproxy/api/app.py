@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxproxy import SERVER_NAME
-from mxproxy.api import auth, calls, conferences, debuglog, directory, tokens, voicemails
+from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.observe import ObserveMiddleware
@@ -99,7 +99,7 @@ def create_app(ctx: ApiContext) -> Starlette:
         # outermost but the Server header: counts what the client got, error-handler answers too
         middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="public"))
     app = Starlette(
-        routes=list(ROUTES),
+        routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
         middleware=middleware,
         exception_handlers=exception_handlers(),
     )

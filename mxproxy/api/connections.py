@@ -71,9 +71,12 @@ class ConnectionLimits:
             self.transport.close()
 
 
-def limited_protocol(http: str, *, header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
-    """uvicorn's protocol class for ``http`` (``auto``, ``h11``, ``httptools``) with the limits."""
-    base: type[asyncio.Protocol] = import_from_string(HTTP_PROTOCOLS.get(http, http))
+def limited_protocol(http: str | type[asyncio.Protocol], *, header_timeout: float,
+                     max_connections: int) -> type[asyncio.Protocol]:
+    """uvicorn's protocol class for ``http`` (``auto``, ``h11``, ``httptools``, or a protocol
+    class such as ``mxproxy.runtime.http_protocol()``'s) with the limits."""
+    base: type[asyncio.Protocol] = (import_from_string(HTTP_PROTOCOLS.get(http, http)) if isinstance(http, str)
+                                    else http)
     return type(f"Limited{base.__name__}", (ConnectionLimits, base),
                 {"header_timeout": header_timeout, "max_connections": max_connections})
 

@@ -568,8 +568,14 @@ class PushDispatcher:
             "pending": dict(sorted((kind, n) for kind, n in self._backlog.items() if n)),
             "pruneGuard": self.guard.active(),
             "apnsCertificates": self._certificates(),
+            "credentialProblems": self.credential_problems(),
             "sent": sent,
         }
+
+    def credential_problems(self) -> list[str]:
+        """Every ``[voip]`` credential (.p12, .p8, service-account JSON) that failed to load,
+        with the key and the reason (never a password): those pushes cannot be sent."""
+        return [p for sender in (self.apns, self.fcm) if sender is not None for p in sender.problems]
 
     def ready_problems(self) -> list[str]:
         problems = [
@@ -579,6 +585,7 @@ class PushDispatcher:
         ]
         if self._started and any(t.done() for t in self._workers):
             problems.append("push: dispatcher workers stopped")
+        problems += [f"push: credential not loaded: {p}" for p in self.credential_problems()]
         return problems  # a full queue is in metrics/status: readiness would not help (MX events fill it)
 
     # -- certificates ----------------------------------------------------------------------------

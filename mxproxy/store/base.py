@@ -30,6 +30,7 @@ class UserRecord:
     needs_reauth: bool = False  # MX rejected the stored password; tokens stop working
     created_at: float = 0.0
     updated_at: float = 0.0
+    sign_in_name: str = ""  # what the user typed at POST /auth (e.g. an e-mail); "" = unknown
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_user(self, login: str) -> UserRecord | None: ...
 
+    async def find_user(self, name: str) -> UserRecord | None:
+        """The user whose MX login is ``name``, else the one who last signed in as ``name``
+        (case-insensitive): the admin API accepts either (README's ``dmitrys@xyzrd.com``)."""
+        user = await self.get_user(name)
+        if user is not None:
+            return user
+        folded = name.casefold()
+        named = [u for u in await self.list_users() if u.sign_in_name and u.sign_in_name.casefold() == folded]
+        return max(named, key=lambda u: u.updated_at, default=None)
+
     @abc.abstractmethod
     async def put_user(self, user: UserRecord) -> None:
-        """Insert or replace; keeps created_at of an existing row."""
+        """Insert or replace; keeps created_at of an existing row (and its sign-in name when
+        the new record has none)."""
 
     @abc.abstractmethod
     async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:

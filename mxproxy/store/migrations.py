@@ -98,6 +98,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=2,
+        description="users.sign_in_name: the name typed at sign-in, so the admin API accepts it",
+        sqlite=(
+            "ALTER TABLE users ADD COLUMN sign_in_name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX users_by_sign_in_name ON users (lower(sign_in_name))",
+        ),
+        postgres=(
+            "ALTER TABLE {s}.users ADD COLUMN sign_in_name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX users_by_sign_in_name ON {s}.users (lower(sign_in_name))",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

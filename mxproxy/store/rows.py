@@ -10,7 +10,7 @@ from mxproxy.store.crypto import SecretBox, password_aad, signing_key_aad
 
 Row = Mapping[str, Any]
 
-USER_COLUMNS = "login, host, mx_login, password_enc, needs_reauth, created_at, updated_at"
+USER_COLUMNS = "login, host, mx_login, password_enc, needs_reauth, created_at, updated_at, sign_in_name"
 TOKEN_COLUMNS = "kind, topic, token, login, sandbox, created_at, last_result, last_result_at"
 KEY_COLUMNS = "kid, private_pem_enc, created_at"
 
@@ -29,6 +29,7 @@ def user_from_row(box: SecretBox, row: Row) -> UserRecord:
         needs_reauth=bool(row["needs_reauth"]),
         created_at=float(row["created_at"]),
         updated_at=float(row["updated_at"]),
+        sign_in_name=str(row["sign_in_name"] or ""),
     )
 
 

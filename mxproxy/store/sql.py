@@ -101,13 +101,28 @@ class SQLStore(Store):
         sealed = rows.seal_password(self._secrets(), user)
         stamp = rows.now()
         await self._run(
-            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (login) DO UPDATE SET host = excluded.host, mx_login = excluded.mx_login,
                 password_enc = excluded.password_enc, needs_reauth = excluded.needs_reauth,
-                updated_at = excluded.updated_at""",
+                updated_at = excluded.updated_at,
+                sign_in_name = CASE WHEN excluded.sign_in_name = '' THEN {self._users}.sign_in_name
+                                    ELSE excluded.sign_in_name END""",
             user.login, user.host, user.mx_login, sealed, bool(user.needs_reauth),
-            float(user.created_at or stamp), float(user.updated_at or stamp),
+            float(user.created_at or stamp), float(user.updated_at or stamp), user.sign_in_name,
         )
+
+    async def find_user(self, name: str) -> UserRecord | None:
+        validation.text("login", name)
+        row = await self._one(
+            f"""SELECT {rows.USER_COLUMNS} FROM {self._users} WHERE login = ?
+            UNION ALL
+            SELECT * FROM (SELECT {rows.USER_COLUMNS} FROM {self._users}
+                           WHERE sign_in_name <> '' AND lower(sign_in_name) = lower(?)
+                           ORDER BY updated_at DESC LIMIT 1) AS named
+            LIMIT 1""",
+            name, name,
+        )
+        return None if row is None else rows.user_from_row(self._secrets(), row)
 
     async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
         validation.text("login", login)

@@ -60,6 +60,20 @@ async def test_put_user_replaces_fields_but_keeps_created_at(store: Store) -> No
     assert got.updated_at == 5000.0
 
 
+async def test_find_user_by_mx_login_or_by_sign_in_name_case_insensitively(store: Store) -> None:
+    await store.put_user(user("dmitrys", sign_in_name="dmitrys@xyzrd.com"))
+    await store.put_user(user("peterh"))
+    for name in ("dmitrys", "dmitrys@xyzrd.com", "DMITRYS@xyzrd.COM"):
+        found = await store.find_user(name)
+        assert found is not None and found.login == "dmitrys", name
+        assert found.sign_in_name == "dmitrys@xyzrd.com"
+    assert (await store.find_user("peterh")).login == "peterh"  # type: ignore[union-attr]
+    assert await store.find_user("nobody@xyzrd.com") is None
+    # a later put without a sign-in name (e.g. a re-login after a restart) keeps the known one
+    await store.put_user(user("dmitrys"))
+    assert (await store.get_user("dmitrys")).sign_in_name == "dmitrys@xyzrd.com"  # type: ignore[union-attr]
+
+
 async def test_list_users_returns_all_sorted_by_login(store: Store) -> None:
     for login in ("carol", "alice", "bob"):
         await store.put_user(user(login, password=f"pw-{login}"))
