@@ -47,6 +47,8 @@ def _simulator_args(p: argparse.ArgumentParser) -> None:
         "--quirk", action="append", default=[], metavar="NAME=VALUE",
         help="protocol quirk switch (see docs/simulator.md); may repeat",
     )
+    p.add_argument("--profile", default="spec",
+                   help="named set of quirks: spec, name-matched, strict-order, mixed, dialect (docs/simulator.md)")
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -93,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mx-port", type=int, default=7778, help="simulator CSTA port")
     demo.add_argument("--control", default="127.0.0.1:7780", help="simulator control API host:port")
     demo.add_argument("--db", default=None, help="store (default: a fresh file in a temporary folder)")
+    from mxproxy.upgrade.command import add_arguments as import_arguments
+
+    import_arguments(
+        _command(sub, "import-mxproxy", "import an MX Proxy 2.3 store (bbolt users and device tokens)"),
+        os.environ.get("MXPROXY_CONFIG", "mxproxy.toml"), os.environ.get("DB"),
+    )
     health = _command(sub, "healthcheck", "exit 0 if a running proxy's admin /healthz answers (containers)")
     health.add_argument("--admin", default=os.environ.get("ADMIN"), help="admin API host:port (env ADMIN)")
     health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
@@ -125,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from mxproxy.provisioning import main as hash_password
 
         sys.exit(hash_password([]))
+    if args.command == "import-mxproxy":
+        from mxproxy.upgrade.command import run as run_import
+
+        sys.exit(run_import(args))
     if args.command == "healthcheck":
         from admin.healthcheck import check
 

@@ -239,6 +239,8 @@ class MXConfig:
     read_deadline: float = 180.0
     call_log_chunk: int = 21
     call_log_idle: float = 1.0
+    #: After a call-control command's response (or event), how long to wait for the other one.
+    call_reply_grace: float = 0.5
     event_queue: int = 1000
     provisioning_timeout: float = 10.0
     reconnect_min: float = 1.0
@@ -413,6 +415,7 @@ def _mx(s: _Section) -> MXConfig:
         read_deadline=s.duration("readDeadline", "3m"),
         call_log_chunk=s.integer("callLogChunk", 21, minimum=1),
         call_log_idle=s.duration("callLogIdle", "1s"),
+        call_reply_grace=s.duration("callReplyGrace", "500ms"),
         event_queue=s.integer("eventQueue", 1000, minimum=1),
         provisioning_timeout=s.duration("provisioningTimeout", d.provisioning_timeout),
         reconnect_min=s.duration("reconnectMin", d.reconnect_min),

@@ -348,12 +348,17 @@ class ProxyServer:
         from mxproxy.provisioning import create_provisioner
         from mxproxy.sessions import SessionManager
         from mxproxy.store import create_store
+        from mxproxy.upgrade.differences import warn_original_differences
+        from mxproxy.upgrade.takeover import take_over_bolt_store
 
         config = self.config
         # Listen first (uvicorn accepts only once started): a busy port fails before any MX login.
         self._public = _HTTPServer("public API", self.public_listen, self.graceful_seconds, config.server)
         if self.admin_listen is not None:
             self._admin = _HTTPServer("admin API", self.admin_listen, self.graceful_seconds, config.server)
+        warn_original_differences(config)
+        # MX Proxy 2.3's bbolt file where the SQLite store should be: import it beside, use that
+        self.db = await take_over_bolt_store(self.db, config)
         self.store = create_store(self.db, config.server.store_key, base_dir=config.base_dir)
         await self.store.open()
         self.keyring = KeyRing(self.store, config.jwt)

@@ -569,6 +569,7 @@ class PushDispatcher:
             "pruneGuard": self.guard.active(),
             "apnsCertificates": self._certificates(),
             "credentialProblems": self.credential_problems(),
+            "fcmLegacyKeys": sorted(self.fcm.legacy) if self.fcm else [],
             "sent": sent,
         }
 
@@ -587,6 +588,12 @@ class PushDispatcher:
             problems.append("push: dispatcher workers stopped")
         problems += [f"push: credential not loaded: {p}" for p in self.credential_problems()]
         return problems  # a full queue is in metrics/status: readiness would not help (MX events fill it)
+
+    def ready_warnings(self) -> list[str]:
+        """What /readyz lists without turning not-ready: taking the instance out of service would
+        silence every other device as well."""
+        return [f"push: FCM app {app} has a legacy server key: nothing is sent to FCM for it"
+                for app in sorted(self.fcm.legacy)] if self.fcm else []
 
     # -- certificates ----------------------------------------------------------------------------
     def _certificates(self) -> list[dict[str, Any]]:

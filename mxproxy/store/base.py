@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 class StoreError(Exception):
@@ -50,6 +51,23 @@ class SigningKey:
     kid: str
     private_pem: bytes = field(repr=False)  # PKCS#8 PEM, clear (encrypted in the store)
     created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What ``import_records`` did with each record (or, in a dry run, would have done)."""
+
+    users_added: tuple[str, ...] = ()
+    users_unchanged: tuple[str, ...] = ()  # stored already with the same host, MX login, password
+    users_kept: tuple[str, ...] = ()  # stored already with other values: the store's are newer, kept
+    tokens_added: tuple[DeviceToken, ...] = ()
+    tokens_unchanged: tuple[DeviceToken, ...] = ()
+    tokens_kept: tuple[DeviceToken, ...] = ()  # registered to another user in the store: kept
+    tokens_without_user: tuple[DeviceToken, ...] = ()  # owner neither stored nor imported: skipped
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.users_added or self.tokens_added)
 
 
 class Store(abc.ABC):
@@ -117,6 +135,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def set_token_result(self, kind: str, topic: str, token: str, result: str, at: float) -> None: ...
+
+    # bulk import (MX Proxy 2.3's store, mxproxy/upgrade/) -------------------------------------
+    @abc.abstractmethod
+    async def import_records(self, users: Sequence[UserRecord], tokens: Sequence[DeviceToken], *,
+                             source: str, dry_run: bool = False) -> ImportOutcome:
+        """Add users and device tokens the store does not hold yet, all in one transaction, and
+        record ``source`` as imported (``import_source``). Records already stored are left as
+        they are, so a second run changes nothing. ``dry_run`` reports and rolls back."""
+
+    @abc.abstractmethod
+    async def import_source(self) -> str | None:
+        """What the last committed ``import_records`` recorded as its source, or None."""
 
     # signing keys ----------------------------------------------------------------------------
     @abc.abstractmethod

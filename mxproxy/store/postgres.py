@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
@@ -166,7 +166,7 @@ class PostgresStore(SQLStore):
 
     async def _all(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         async with self._conn() as conn:
-            return list(await conn.fetch(dollar_params(sql), *params))
+            return await _Statements(conn).all(sql, *params)
 
     async def _run(self, sql: str, *params: Any) -> int:
         async with self._conn() as conn:
@@ -187,6 +187,13 @@ class _Statements(Transaction):
 
     async def one(self, sql: str, *params: Any) -> asyncpg.Record | None:
         return await self._conn.fetchrow(dollar_params(sql), *params)
+
+    async def all(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        return list(await self._conn.fetch(dollar_params(sql), *params))
+
+    async def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        if params:
+            await self._conn.executemany(dollar_params(sql), params)
 
     async def run(self, sql: str, *params: Any) -> int:
         """Rows touched, from the command tag such as ``DELETE 1`` or ``INSERT 0 1``."""

@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
 
@@ -166,8 +166,7 @@ class SQLiteStore(SQLStore):
 
     async def _all(self, sql: str, *params: Any) -> list[aiosqlite.Row]:
         async with self._locked() as conn:
-            async with conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return await _Statements(conn).all(sql, *params)
 
     async def _run(self, sql: str, *params: Any) -> int:
         async with self._transaction() as tx:
@@ -192,3 +191,11 @@ class _Statements(Transaction):
     async def run(self, sql: str, *params: Any) -> int:
         async with self._conn.execute(sql, params) as cur:
             return cur.rowcount
+
+    async def all(self, sql: str, *params: Any) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        if params:
+            await self._conn.executemany(sql, params)
