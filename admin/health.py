@@ -63,6 +63,12 @@ async def readyz(request: Request) -> Response:
     ready = store == "ok" and not problems and not (sessions["users"] and not sessions["live"])
     body = {"status": "ok" if ready else "not ready", "store": store, "sessions": sessions, "push": problems,
             "warnings": warnings}
+    ownership = getattr(context(request).sessions, "ownership", None)
+    if ownership is not None:  # a member whose lease rounds fail must leave the load balancer
+        member = ownership.ready and not ownership.leaving
+        ready = ready and member
+        body["status"] = "ok" if ready else "not ready"
+        body["cluster"] = {"instance": ownership.id, "member": member, "members": len(ownership.view.members)}
     return json_response(body, status=200 if ready else 503)
 
 

@@ -354,6 +354,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """``[cluster]``: several instances on one PostgreSQL store as one service."""
+
+    advertise: str | None = None  # base URL peers reach this instance's public API at
+    lease_ttl: float = 15.0
+    instance_id: str | None = None  # default: generated, kept for the process
+
+
+@dataclass(frozen=True)
 class AzureConfig:
     tenants: tuple[str, ...] = ()
     audiences: tuple[str, ...] = ()
@@ -380,6 +389,7 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: Path | None = None  # the config file, when loaded from one
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -504,6 +514,28 @@ def _push(s: _Section) -> PushConfig:
     return cfg
 
 
+def _cluster(s: _Section) -> ClusterConfig:
+    advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
+    if advertise is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(advertise)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+                or parts.path not in ("", "/") or parts.query or parts.username:
+            raise ConfigError(f"{s.key('advertise')}: expected a base URL such as http://10.0.0.5:8000, got {advertise!r}")
+    lease_ttl = s.duration("leaseTTL", "15s")
+    if lease_ttl < 1.0:
+        raise ConfigError(f"{s.key('leaseTTL')}: must be at least 1s")
+    instance_id = s.string("instanceId").strip() or None
+    if instance_id is not None and (len(instance_id) > 100 or any(c.isspace() for c in instance_id)):
+        raise ConfigError(f"{s.key('instanceId')}: at most 100 characters, no spaces")
+    return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)
+
+
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data; relative paths resolve against ``base_dir``.
 
@@ -575,6 +607,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         raise ConfigError("static: expected a table")
 
     push_cfg = _push(root.table("push"))
+    cluster_cfg = _cluster(root.table("cluster"))
 
     log_s = root.table("log")
     log_format = log_s.string("format", "text")
@@ -595,6 +628,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         base_dir=base_dir,
         push=push_cfg,
         log=log_cfg,
+        cluster=cluster_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg

@@ -26,7 +26,8 @@ import uvicorn
 from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
 from mxproxy.logs import RedactingFilter, configure_logging, redact
-from mxproxy.store import StoreError, is_postgres_url
+from mxproxy.store import is_postgres_url
+from mxproxy.store.base import StoreError
 
 log = logging.getLogger("mxproxy.server")
 
@@ -34,6 +35,7 @@ DEFAULT_PUBLIC_PORT = 8000
 DEFAULT_ADMIN_PORT = 8043
 ALL_INTERFACES = "0.0.0.0"
 LOOPBACK = "127.0.0.1"
+WILDCARDS = (ALL_INTERFACES, "::", "")
 
 # How long in-flight requests may run after a shutdown signal before they are cancelled.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -279,6 +281,11 @@ class ProxyServer:
         if is_postgres_url(self.db) and not config.server.store_key:
             raise ConfigError("server.storeKey: required with a PostgreSQL store (there is no safe place "
                               "beside the data for a generated key); set it, or MXPROXY_STORE_KEY")
+        if is_postgres_url(self.db) and not config.cluster.advertise and self.public_listen.host in WILDCARDS:
+            raise ConfigError(
+                "cluster.advertise: required when instances share a PostgreSQL store and the API listens "
+                "on all interfaces; set it (or ADVERTISE) to the URL peers reach this instance at"
+            )
         self.graceful_seconds = graceful_seconds
         self.push_topics = push_topics  # None: what the configured push senders can deliver to
         self.store: Any = None
@@ -291,6 +298,7 @@ class ProxyServer:
         self.push: Any = None
         self.metrics: Any = None
         self.context: Any = None
+        self.forwarder: Any = None
         self._public: _HTTPServer | None = None
         self._admin: _HTTPServer | None = None
         self._stopped = asyncio.Event()
@@ -361,6 +369,7 @@ class ProxyServer:
         self.db = await take_over_bolt_store(self.db, config)
         self.store = create_store(self.db, config.server.store_key, base_dir=config.base_dir)
         await self.store.open()
+        await self.store.claim_exclusive_use()  # SQLite: one process per file
         self.keyring = KeyRing(self.store, config.jwt)
         await self.keyring.load()
         self.tokens = TokenService(self.keyring, config.jwt)
@@ -370,9 +379,16 @@ class ProxyServer:
             self.azure = AzureADValidator(config.azure)
         self.provisioner = create_provisioner(config)
         self.connector = create_connector(config.mx)
-        self.sessions = SessionManager(self.connector, self.store, config)
         self.metrics = Metrics()
+        ownership = self._ownership()
+        self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
+        if ownership is not None:
+            from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
+
+            self.metrics.watch_cluster(ownership)
+            self.forwarder = Forwarder(PeerAuth(cluster_key(config.server.store_key or ""), ownership.id),
+                                       self.metrics)
         self.push = await self._start_push()
         await self.sessions.start()
 
@@ -380,7 +396,7 @@ class ProxyServer:
             config=config, tokens=self.tokens, azure=self.azure, provisioner=self.provisioner,
             sessions=self.sessions, store=self.store,
             push_topics=self.push_topics if self.push_topics is not None else _push_topics(config, self.push),
-            metrics=self.metrics,
+            metrics=self.metrics, forwarder=self.forwarder,
         )
         await self._public.start(create_app(self.context))
         if self._admin is not None:
@@ -391,6 +407,29 @@ class ProxyServer:
             else:
                 await self._admin.start(admin_app)
         freeze_startup_heap()
+
+    def _ownership(self) -> Any:
+        """Cluster mode when the store is shared (PostgreSQL): this instance's membership."""
+        if not getattr(self.store, "shared", False):
+            return None
+        from mxproxy.push.dispatcher import DUPLICATE_WINDOW
+        from mxproxy.sessions.ownership import ClusterOptions, Ownership, generated_instance_id
+
+        cluster = self.config.cluster
+        return Ownership(self.store, ClusterOptions(
+            instance_id=cluster.instance_id or generated_instance_id(),
+            url=self.advertised_url(),
+            lease_ttl=cluster.lease_ttl,
+            claim_window=DUPLICATE_WINDOW,
+        ))
+
+    def advertised_url(self) -> str:
+        """Where peers reach this instance's public API: ``[cluster] advertise``, else the bind
+        address when it is a specific one."""
+        if self.config.cluster.advertise:
+            return self.config.cluster.advertise
+        assert self._public is not None
+        return Listen(self.public_listen.host, self._public.port).url()
 
     def _admin_app(self) -> Any:
         try:
@@ -429,6 +468,7 @@ class ProxyServer:
             return
         self._stopping = True
         try:
+            await self._hand_over()
             servers = [s for s in (self._public, self._admin) if s is not None]
             for server in servers:
                 server.request_stop()
@@ -437,6 +477,18 @@ class ProxyServer:
         finally:
             gc.unfreeze()  # a stopped server's objects may be collected again (tests run many)
             self._stopped.set()
+
+    async def _hand_over(self) -> None:
+        """Cluster: give this instance's users to the others while the API still forwards."""
+        hand_over = getattr(self.sessions, "hand_over", None)
+        if hand_over is None:
+            return
+        try:
+            await asyncio.wait_for(hand_over(), SESSIONS_STOP_SECONDS)
+        except asyncio.TimeoutError:
+            log.error("cluster handover did not finish within %.0fs", SESSIONS_STOP_SECONDS)
+        except Exception:
+            log.exception("cluster handover failed")
 
     async def _close_parts(self) -> None:
         if self.sessions is not None:
@@ -447,7 +499,7 @@ class ProxyServer:
             except Exception:
                 log.exception("stopping MX sessions failed")
             self.sessions = None
-        for name in ("push", "provisioner", "azure", "connector"):
+        for name in ("push", "forwarder", "provisioner", "azure", "connector"):
             part = getattr(self, name)
             closer = None
             if part is not None:

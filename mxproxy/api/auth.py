@@ -13,10 +13,12 @@ from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError
+from mxproxy.api.forwarding import buffered_body, is_forwarded
 from mxproxy.api.render import json_response
 from mxproxy.auth.clients import BASIC_PREFIX, check_client, parse_basic
 from mxproxy.auth.errors import AuthError, InvalidToken
 from mxproxy.logs import SIGN_IN_LOGGER, annotate
+from mxproxy.sessions.errors import ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -172,7 +174,15 @@ async def _sign_in(request: Request) -> Response:
     else:
         raise ApiError(401, "unauthorized", BASIC_CHALLENGE)
     ctx = context(request)
-    await ctx.sessions.sign_in(prov)
+    try:
+        if is_forwarded(request):
+            await ctx.sessions.sign_in(prov, forwarded=True)
+        else:
+            await ctx.sessions.sign_in(prov)
+    except ServedElsewhere as exc:
+        if ctx.forwarder is None:
+            raise
+        return await ctx.forwarder.forward(request, exc.url, buffered_body(request))
     issued = await ctx.tokens.issue(prov.login)
     return json_response(
         {"token_type": "Bearer", "access_token": issued.access_token, "expires_in": int(issued.expires_in)}

@@ -65,6 +65,10 @@ class PostgresStore(SQLStore):
 
     _lock_row = " FOR UPDATE"
     _foreign_key_errors = (asyncpg.ForeignKeyViolationError,)
+    shared = True
+    _now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"
+    _json_pairs = "SELECT j.value->>0 AS login, j.value->>1 AS successor FROM jsonb_array_elements(?::jsonb) AS j(value)"
+    _json_texts = "SELECT j.value AS value FROM jsonb_array_elements_text(?::jsonb) AS j(value)"
 
     def __init__(
         self,
@@ -99,6 +103,9 @@ class PostgresStore(SQLStore):
         self._tokens = f"{s}.device_tokens"
         self._keys = f"{s}.signing_keys"
         self._meta = f"{s}.store_meta"
+        self._instances = f"{s}.cluster_instances"
+        self._leases = f"{s}.user_leases"
+        self._claims = f"{s}.push_claims"
 
     @property
     def where(self) -> str:

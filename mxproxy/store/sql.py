@@ -24,6 +24,7 @@ from mxproxy.store.base import (
     StoreError,
     UserRecord,
 )
+from mxproxy.store.cluster import ClusterStatements
 from mxproxy.store.crypto import SecretBox
 
 #: How often put_token retries when a concurrent registration of the same token won the insert.
@@ -66,7 +67,7 @@ class _DryRun(Exception):
         self.outcome = outcome
 
 
-class SQLStore(Store):
+class SQLStore(ClusterStatements, Store):
     """Every Store operation, written once; subclasses supply the dialect's plumbing."""
 
     #: Table names as the dialect spells them (PostgreSQL qualifies them with the schema).
@@ -157,6 +158,8 @@ class SQLStore(Store):
         validation.text("login", login)
         async with self._transaction() as tx:
             await tx.run(f"DELETE FROM {self._tokens} WHERE login = ?", login)
+            await tx.run(f"DELETE FROM {self._leases} WHERE login = ?", login)
+            await tx.run(f"DELETE FROM {self._claims} WHERE login = ?", login)
             return await tx.run(f"DELETE FROM {self._users} WHERE login = ?", login) > 0
 
     async def list_users(self) -> list[UserRecord]:
