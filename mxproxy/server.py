@@ -25,7 +25,7 @@ import uvicorn
 
 from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
-from mxproxy.logs import RedactingFilter, configure_logging, redact
+from mxproxy.logs import RedactingFilter, configure_logging, redact, set_instance
 from mxproxy.store import is_postgres_url
 from mxproxy.store.base import StoreError
 
@@ -384,6 +384,7 @@ class ProxyServer:
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
         if ownership is not None:
+            set_instance(ownership.id)  # the "instance" field of JSON log lines
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
 
             self.metrics.watch_cluster(ownership)
