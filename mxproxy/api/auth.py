@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
-from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError
+from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
 from mxproxy.api.forwarding import buffered_body, is_forwarded
 from mxproxy.api.render import json_response
 from mxproxy.auth.clients import BASIC_PREFIX, check_client, parse_basic
 from mxproxy.auth.errors import AuthError, InvalidToken
+from mxproxy.auth.signin_limits import SignInThrottled
 from mxproxy.logs import SIGN_IN_LOGGER, annotate
 from mxproxy.sessions.errors import ServedElsewhere
 
@@ -73,10 +74,13 @@ async def _provision_basic(request: Request, header: str) -> "ProvisionedAccount
     ctx = context(request)
     check_client(ctx.config.apps, header)
     form = await read_form(request)
-    request.state.sign_in_user = form.get("username", "")
     if form.get("grant_type", "") != "password":
         raise ApiError(403, "bad grant_type")
-    return await ctx.provisioner.by_password(form.get("username", ""), form.get("password", ""))
+    username = form.get("username", "")
+    request.state.signin_username = username  # for the limits and the sign-in line
+    if ctx.signin_limits is not None and username:
+        await ctx.signin_limits.admit_user(client_host(request), username)
+    return await ctx.provisioner.by_password(username, form.get("password", ""))
 
 
 async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAccount":
@@ -84,7 +88,7 @@ async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAcco
     identity = None
     if ctx.azure is not None:
         identity = await ctx.azure.validate(id_token)  # AzureTokenRejected → 403, AzureUnavailable → 503
-        request.state.sign_in_user = identity.username
+        request.state.signin_username = identity.username
     if identity is not None and _answers_identities(ctx.provisioner):
         return await ctx.provisioner.by_identity(identity.username)
     return await ctx.provisioner.by_bearer(id_token)
@@ -102,7 +106,7 @@ def login_result(exc: BaseException | None) -> str:
     """The ``logins{result}`` label of a sign-in outcome; a small fixed set for dashboards:
     ``ok``, ``bad_client`` (app credentials / grant), ``bad_credentials`` (user refused by
     provisioning, Azure or the MX), ``timeout`` (MX did not answer), ``unavailable`` (provisioning,
-    Azure keys or the MX unreachable), ``error`` (anything else)."""
+    Azure keys or the MX unreachable), ``throttled`` (``[signin]`` limits), ``error`` (anything else)."""
     from mxproxy.auth.errors import AuthError, AzureUnavailable, Forbidden, Unauthorized
     from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout
     from mxproxy.provisioning import ProvisioningError
@@ -110,6 +114,8 @@ def login_result(exc: BaseException | None) -> str:
 
     if exc is None:
         return "ok"
+    if isinstance(exc, SignInThrottled):
+        return "throttled"
     if isinstance(exc, ApiError):
         return "bad_client" if exc.status in (401, 403) else "error"
     if isinstance(exc, AzureUnavailable):
@@ -129,33 +135,63 @@ def login_result(exc: BaseException | None) -> str:
     return "error"
 
 
+def client_host(request: Request) -> str:
+    """The client's address: the peer, or what a trusted proxy said (``[server] trustedProxies``,
+    applied by uvicorn's ProxyHeadersMiddleware in ``create_app``)."""
+    return request.client.host if request.client else ""
+
+
 async def sign_in(request: Request) -> Response:
-    """``POST /auth``; every outcome is counted in ``logins{result}`` when metrics are on."""
-    metrics = context(request).metrics
+    """``POST /auth``; every outcome is counted in ``logins{result}`` when metrics are on, and
+    limited by ``[signin]`` (429 before any work once a window is spent)."""
+    ctx = context(request)
+    metrics, limiter = ctx.metrics, ctx.signin_limits
+    if is_forwarded(request):
+        limiter = None  # counted by the instance the client reached
+    client = client_host(request)
     try:
+        if limiter is not None:
+            await limiter.admit(client)
         response = await _sign_in(request)
     except Exception as exc:
         result = login_result(exc)
         if metrics is not None:
             metrics.logins.labels(result).inc()
-        _log_sign_in(request, result)
-        raise
+        if not is_forwarded(request):  # the instance the client reached logs it, with the client's address
+            _log_sign_in(request, result)
+        if limiter is None or isinstance(exc, SignInThrottled):
+            raise
+        quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
+                                     failed=result in ("bad_client", "bad_credentials"))
+        response = response_for(exc)
+        if quota is not None:
+            response.headers.update(quota.headers())
+        return response
     if metrics is not None:
         metrics.logins.labels(login_result(None)).inc()
-    _log_sign_in(request, "ok")
+    if not is_forwarded(request):
+        # answered here, or by the instance serving the user (then its status tells the outcome)
+        status = response.status_code
+        _log_sign_in(request, "ok" if status == 200 else "bad_credentials" if status in (401, 403) else "error")
+    if limiter is not None:
+        # a sign-in forwarded to the instance serving the user comes back as an answer, refusals too
+        quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
+                                     failed=response.status_code in (401, 403))
+        if quota is not None:
+            response.headers.update(quota.headers())
     return response
 
 
 def _log_sign_in(request: Request, result: str) -> None:
     """One line per sign-in, for fail2ban-style tools: user, client id, IP and the outcome; never
     the password. Values are JSON-quoted, so a user name cannot forge another field or line."""
-    user = str(getattr(request.state, "sign_in_user", "") or "")
+    user = str(getattr(request.state, "signin_username", "") or "")
     client = ""
     header = request.headers.get("authorization", "")
     if header.startswith(BASIC_PREFIX):
         with contextlib.suppress(AuthError):
             client = parse_basic(header)[0].decode("utf-8", "replace")
-    ip = request.client.host if request.client else "-"
+    ip = client_host(request) or "-"
     fields = {"user": json.dumps(user), "client": json.dumps(client), "ip": ip}
     text = " ".join(f"{k}={v}" for k, v in fields.items())
     extra = {"sign_in_user": user, "client_id": client, "client_ip": ip, "result": result}
