@@ -77,7 +77,8 @@ async def _provision_basic(request: Request, header: str) -> "ProvisionedAccount
     if form.get("grant_type", "") != "password":
         raise ApiError(403, "bad grant_type")
     username = form.get("username", "")
-    request.state.signin_username = username  # for the limits and the sign-in line
+    if username:
+        request.state.signin_username = username  # for the limits and the sign-in line
     if ctx.signin_limits is not None and username:
         await ctx.signin_limits.admit_user(client_host(request), username)
     return await ctx.provisioner.by_password(username, form.get("password", ""))
@@ -88,7 +89,7 @@ async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAcco
     identity = None
     if ctx.azure is not None:
         identity = await ctx.azure.validate(id_token)  # AzureTokenRejected → 403, AzureUnavailable → 503
-        request.state.signin_username = identity.username
+        request.state.signin_identity = identity.username  # for the sign-in line
     if identity is not None and _answers_identities(ctx.provisioner):
         return await ctx.provisioner.by_identity(identity.username)
     return await ctx.provisioner.by_bearer(id_token)
@@ -185,7 +186,8 @@ async def sign_in(request: Request) -> Response:
 def _log_sign_in(request: Request, result: str) -> None:
     """One line per sign-in, for fail2ban-style tools: user, client id, IP and the outcome; never
     the password. Values are JSON-quoted, so a user name cannot forge another field or line."""
-    user = str(getattr(request.state, "signin_username", "") or "")
+    state = request.state
+    user = str(getattr(state, "signin_username", "") or getattr(state, "signin_identity", "") or "")
     client = ""
     header = request.headers.get("authorization", "")
     if header.startswith(BASIC_PREFIX):
