@@ -19,7 +19,7 @@ from starlette.routing import Route
 from admin import certificates, cluster, health, listings, push
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
-from mxproxy.api.app import ServerHeaderMiddleware, request_log
+from mxproxy.api.app import ServerHeaderMiddleware
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.observe import ObserveMiddleware
 
@@ -44,7 +44,7 @@ ROUTES: list[Route] = [
 def create_admin_app(ctx: "ApiContext", *, push: Any | None, bind_host: str | None = None) -> Starlette:
     """``push`` is the ``PushDispatcher`` (None when push is not configured: ``/push`` → 503);
     ``bind_host`` the address the admin listens on (its Host is accepted, admin/browser.py)."""
-    middleware = [Middleware(ServerHeaderMiddleware), *request_log(ctx, "admin")]
+    middleware = [Middleware(ServerHeaderMiddleware)]
     if ctx.metrics is not None:
         # outside auth, so refused requests are counted too (as route "unmatched")
         middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="admin"))

@@ -366,7 +366,6 @@ class LogConfig:
     """``[log]``: how lines look (the file itself is the original's top-level ``logName``)."""
 
     format: str = "text"  # "json": one JSON object per line, with context fields
-    access_log: bool = False  # one line per HTTP request (public and admin API)
 
 
 @dataclass(frozen=True)
@@ -672,7 +671,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     log_format = log_s.string("format", "text")
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"{log_s.key('format')}: expected one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    log_cfg = LogConfig(format=log_format, access_log=log_s.boolean("accessLog", False))
+    log_cfg = LogConfig(format=log_format)
 
     cfg = Config(
         provisioning=provisioning,

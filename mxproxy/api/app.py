@@ -28,7 +28,6 @@ from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
 from mxproxy.api.idempotency import IdempotencyCache
 from mxproxy.api.observe import ObserveMiddleware
-from mxproxy.api.requestlog import RequestLogMiddleware
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
 
@@ -90,19 +89,8 @@ ROUTES: list[Route] = [
 ]
 
 
-def request_log(ctx: ApiContext, api: str) -> list[Middleware]:
-    """Request ids (and users) on every log line of a request, and the access log, when
-    ``[log] format = "json"`` or ``accessLog`` asks for them; otherwise the request path stays
-    as it was (nothing added per request)."""
-    log_config = getattr(ctx.config, "log", None)
-    access = bool(getattr(log_config, "access_log", False))
-    if not access and getattr(log_config, "format", "text") != "json":
-        return []
-    return [Middleware(RequestLogMiddleware, api=api, access=access)]
-
-
 def create_app(ctx: ApiContext) -> Starlette:
-    middleware = [Middleware(ServerHeaderMiddleware), *request_log(ctx, "public")]
+    middleware = [Middleware(ServerHeaderMiddleware)]
     if ctx.config.server.trusted_proxies:
         # the client address is the peer's, unless the peer is a configured proxy: then the last
         # X-Forwarded-For entry that is not one of them (uvicorn's own reading of the header)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +13,9 @@ from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
 from mxproxy.api.forwarding import buffered_body, is_forwarded
 from mxproxy.api.render import json_response
-from mxproxy.auth.clients import BASIC_PREFIX, check_client, parse_basic
-from mxproxy.auth.errors import AuthError, InvalidToken
+from mxproxy.auth.clients import check_client
+from mxproxy.auth.errors import InvalidToken
 from mxproxy.auth.signin_limits import SignInThrottled
-from mxproxy.logs import SIGN_IN_LOGGER, annotate
 from mxproxy.sessions.errors import ServedElsewhere
 
 if TYPE_CHECKING:
@@ -27,7 +24,6 @@ if TYPE_CHECKING:
     from mxproxy.sessions import UserSession
 
 log = logging.getLogger(__name__)
-signin_log = logging.getLogger(SIGN_IN_LOGGER)
 
 
 def context(request: Request) -> "ApiContext":
@@ -48,7 +44,6 @@ async def current_login(request: Request) -> str:
     if token is None:
         raise ApiError(401, "unauthorized", BEARER_CHALLENGE)
     claims = await context(request).tokens.verify(token)
-    annotate(user=claims.sub)
     return claims.sub
 
 
@@ -77,9 +72,8 @@ async def _provision_basic(request: Request, header: str) -> "ProvisionedAccount
     if form.get("grant_type", "") != "password":
         raise ApiError(403, "bad grant_type")
     username = form.get("username", "")
-    if username:
-        request.state.signin_username = username  # for the limits and the sign-in line
     if ctx.signin_limits is not None and username:
+        request.state.signin_username = username
         await ctx.signin_limits.admit_user(client_host(request), username)
     return await ctx.provisioner.by_password(username, form.get("password", ""))
 
@@ -89,7 +83,6 @@ async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAcco
     identity = None
     if ctx.azure is not None:
         identity = await ctx.azure.validate(id_token)  # AzureTokenRejected → 403, AzureUnavailable → 503
-        request.state.signin_identity = identity.username  # for the sign-in line
     if identity is not None and _answers_identities(ctx.provisioner):
         return await ctx.provisioner.by_identity(identity.username)
     return await ctx.provisioner.by_bearer(id_token)
@@ -158,8 +151,6 @@ async def sign_in(request: Request) -> Response:
         result = login_result(exc)
         if metrics is not None:
             metrics.logins.labels(result).inc()
-        if not is_forwarded(request):  # the instance the client reached logs it, with the client's address
-            _log_sign_in(request, result)
         if limiter is None or isinstance(exc, SignInThrottled):
             raise
         quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
@@ -170,10 +161,6 @@ async def sign_in(request: Request) -> Response:
         return response
     if metrics is not None:
         metrics.logins.labels(login_result(None)).inc()
-    if not is_forwarded(request):
-        # answered here, or by the instance serving the user (then its status tells the outcome)
-        status = response.status_code
-        _log_sign_in(request, "ok" if status == 200 else "bad_credentials" if status in (401, 403) else "error")
     if limiter is not None:
         # a sign-in forwarded to the instance serving the user comes back as an answer, refusals too
         quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
@@ -181,26 +168,6 @@ async def sign_in(request: Request) -> Response:
         if quota is not None:
             response.headers.update(quota.headers())
     return response
-
-
-def _log_sign_in(request: Request, result: str) -> None:
-    """One line per sign-in, for fail2ban-style tools: user, client id, IP and the outcome; never
-    the password. Values are JSON-quoted, so a user name cannot forge another field or line."""
-    state = request.state
-    user = str(getattr(state, "signin_username", "") or getattr(state, "signin_identity", "") or "")
-    client = ""
-    header = request.headers.get("authorization", "")
-    if header.startswith(BASIC_PREFIX):
-        with contextlib.suppress(AuthError):
-            client = parse_basic(header)[0].decode("utf-8", "replace")
-    ip = client_host(request) or "-"
-    fields = {"user": json.dumps(user), "client": json.dumps(client), "ip": ip}
-    text = " ".join(f"{k}={v}" for k, v in fields.items())
-    extra = {"sign_in_user": user, "client_id": client, "client_ip": ip, "result": result}
-    if result == "ok":
-        signin_log.info("sign-in ok: %s", text, extra=extra)
-    else:
-        signin_log.warning("sign-in failed: %s reason=%s", text, result, extra=extra)
 
 
 async def _sign_in(request: Request) -> Response:
