@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +10,12 @@ from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
-from mxproxy.api.forwarding import buffered_body, is_forwarded
+from mxproxy.api.forwarding import buffered_body, is_forwarded, signed_out
 from mxproxy.api.render import json_response
 from mxproxy.auth.clients import check_client
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.auth.signin_limits import SignInThrottled
-from mxproxy.sessions.errors import ServedElsewhere
+from mxproxy.sessions.errors import NotSignedIn, ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -53,13 +52,11 @@ async def current_session(request: Request) -> "UserSession":
     if cached is not None:
         return cached
     login = await current_login(request)
+    if signed_out(request):  # cluster: no instance runs this user, and none will (401, not 503)
+        raise NotSignedIn()
     session = context(request).sessions.get(login)
     request.state.user_session = session
     return session
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 # --- POST /auth ---------------------------------------------------------------------------------
@@ -224,8 +221,8 @@ async def sign_out(request: Request) -> Response:
     except InvalidToken as exc:
         raise ApiError(403, str(exc) or "invalid token") from None
     login = claims.sub
+    await ctx.tokens.revoke(login)  # this token and every other issued so far: here and on every instance
     existed = await ctx.sessions.logout(login)
-    await _maybe_await(ctx.tokens.forget_subject(login))
     if not existed:
         raise ApiError(404, "not found")
     log.info("user %s signed out", login)
