@@ -31,10 +31,12 @@ RUN pip install . \
     && mkdir -p /config /db \
     && chown mxproxy:mxproxy /db
 
-# PORT/ADMIN/DB are read by `mxproxy serve` (flags win over them, both win over [server]).
+# PORT/ADMIN are read by `mxproxy serve` (flags win over them, both win over [server]). The store
+# is not set here, so `-e DB=postgresql://...` and `[server] db` both work; without either it is
+# MXPROXY_DEFAULT_DB, in the /db volume.
 ENV PORT=8000 \
     ADMIN=127.0.0.1:8043 \
-    DB=/db/mxproxy.db
+    MXPROXY_DEFAULT_DB=/db/mxproxy.db
 
 USER mxproxy
 VOLUME ["/config", "/db"]
@@ -46,4 +48,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["mxp
 # logName in mxproxy.toml should point somewhere writable, e.g. "/db/mxproxy.log"; an unwritable
 # log file is reported and skipped (logs always go to stderr as well).
 ENTRYPOINT ["mxproxy"]
-CMD ["serve", "--config", "/config/mxproxy.toml", "--db", "/db/mxproxy.db"]
+CMD ["serve", "--config", "/config/mxproxy.toml"]

@@ -14,7 +14,7 @@ import logging
 import os
 import ssl
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -28,6 +28,8 @@ else:  # pragma: no cover - exercised only on Python < 3.11
 log = logging.getLogger(__name__)
 
 DEFAULT_PROVISIONING = "https://config.connector73.net/config"
+# The store used when neither --db, DB nor [server] db names one (the Docker image: /db/mxproxy.db).
+DEFAULT_DB_ENV = "MXPROXY_DEFAULT_DB"
 
 
 class ConfigError(ValueError):
@@ -358,6 +360,16 @@ class SignInLimitsConfig:
     storage_prefix: str = "mxproxy-signin"  # Redis key prefix
 
 
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: how lines look (the file itself is the original's top-level ``logName``)."""
+
+    format: str = "text"  # "json": one JSON object per line, with context fields
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """``[cluster]``: several instances on one PostgreSQL store as one service."""
@@ -392,6 +404,8 @@ class Config:
     static: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     push: PushConfig = field(default_factory=PushConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: Path | None = None  # the config file, when loaded from one
     signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
@@ -625,7 +639,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     server = ServerConfig(
         port=str(server_s.raw("port", "8000")),
         admin=str(server_s.raw("admin", "127.0.0.1:8043")),
-        db=server_s.string("db", "mxproxy.db"),
+        db=server_s.string("db", os.environ.get(DEFAULT_DB_ENV) or "mxproxy.db"),
         store_key=store_key,
         admin_token=admin_token,
         allow_unknown_keys=server_s.boolean("allowUnknownKeys", False),
@@ -656,6 +670,12 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     signin_cfg = _signin(root.table("signin"))
     cluster_cfg = _cluster(root.table("cluster"))
 
+    log_s = root.table("log")
+    log_format = log_s.string("format", "text")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"{log_s.key('format')}: expected one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    log_cfg = LogConfig(format=log_format)
+
     cfg = Config(
         provisioning=provisioning,
         apps=apps,
@@ -668,6 +688,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         static=dict(static),
         base_dir=base_dir,
         push=push_cfg,
+        log=log_cfg,
         signin=signin_cfg,
         cluster=cluster_cfg,
     )
@@ -685,4 +706,5 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"config file {p} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: {exc}") from None
-    return parse_config(data, base_dir=p.resolve().parent)
+    config = parse_config(data, base_dir=p.resolve().parent)
+    return replace(config, source=p.resolve())

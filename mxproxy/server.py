@@ -14,7 +14,6 @@ import contextlib
 import gc
 import ipaddress
 import logging
-import re
 import signal
 import socket
 import sys
@@ -26,6 +25,7 @@ import uvicorn
 
 from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
+from mxproxy.logs import RedactingFilter, configure_logging, redact, set_instance
 from mxproxy.store import is_postgres_url
 from mxproxy.store.base import StoreError
 
@@ -155,67 +155,6 @@ def bind_socket(listen: Listen) -> socket.socket:
 
 
 # --------------------------------------------------------------------------------------------
-# logging
-
-
-_REDACTIONS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"(?i)(<(pwd|password)>)(.*?)(</\2>)", re.S), r"\1***\4"),
-    (re.compile(r"(?i)\b(password|pwd|passwd|secret|softPhonePwd|client_secret|storeKey|adminToken)"
-                r"(\s*[=:]\s*|\"\s*:\s*\"|'\s*:\s*')([^\s&\"',;}<]+)"), r"\1\2***"),
-    (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 ***"),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]+"), "***jwt***"),
-]
-
-
-def redact(text: str) -> str:
-    """Blank out passwords, ``<pwd>`` elements, bearer/basic credentials and JWTs in a log line."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """Runs on every handler, so no part of the program can leak a secret into a log by accident."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not kill logging
-            return True
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def configure_logging(config: Config) -> logging.Handler | None:
-    """Add the log file served at ``GET /debug/log`` (when writable) and redact every handler."""
-    root = logging.getLogger()
-    handler: logging.Handler | None = None
-    if config.log_name:
-        path = config.resolve_path(config.log_name)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(path, encoding="utf-8")
-        except OSError as exc:
-            log.warning("log file %s is not writable (%s); logging to stderr only", path, exc.strerror)
-        else:
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-            root.addHandler(handler)
-    for h in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter())
-    return handler
-
-
-# --------------------------------------------------------------------------------------------
 # uvicorn
 
 
@@ -271,7 +210,11 @@ class _HTTPServer:
                 self.task.result()  # re-raise the startup failure
                 raise RuntimeError(f"{self.name} server stopped during startup")
             await asyncio.sleep(0.01)
-        log.info("%s listening on %s", self.name, Listen(self.listen.host, self.port).url())
+        log.info("%s listening on %s", self.name, self.bound_url())
+
+    def bound_url(self) -> str:
+        """The address the socket is actually bound to (port 0 resolved)."""
+        return Listen(self.listen.host, self.port).url()
 
     def request_stop(self) -> None:
         if self.server is not None:
@@ -335,6 +278,9 @@ class ProxyServer:
         self.admin_listen = (admin or admin_listen(config.server.admin, config.server.admin_token)
                              if admin_enabled else None)
         self.db = db or config.server.db
+        if is_postgres_url(self.db) and not config.server.store_key:
+            raise ConfigError("server.storeKey: required with a PostgreSQL store (there is no safe place "
+                              "beside the data for a generated key); set it, or MXPROXY_STORE_KEY")
         if is_postgres_url(self.db) and not config.cluster.advertise and self.public_listen.host in WILDCARDS:
             raise ConfigError(
                 "cluster.advertise: required when instances share a PostgreSQL store and the API listens "
@@ -380,6 +326,18 @@ class ProxyServer:
         if self._admin is None or self.admin_listen is None:
             return None
         return Listen(self.admin_listen.host, self._admin.port).url()
+
+    def start_line(self) -> str:
+        """What an operator checks first: where it listens (the bound addresses), which config
+        file and which store (never a password)."""
+        from mxproxy.store import describe_store
+
+        parts = [f"public API {self._public.bound_url() if self._public else self.public_url}"]
+        if self._admin is not None:
+            parts.append(f"admin API {self._admin.bound_url()}")
+        source = self.config.source
+        return (", ".join(parts) + f"; config {source if source else '(none)'}"
+                + f"; store {describe_store(self.db, self.config.base_dir)}")
 
     async def start(self) -> None:
         """Open the store, load keys, resume sessions, then listen. Cleans up after a failure."""
@@ -431,6 +389,7 @@ class ProxyServer:
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
         if ownership is not None:
+            set_instance(ownership.id)  # the "instance" field of JSON log lines
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
 
             self.metrics.watch_cluster(ownership)
@@ -594,8 +553,7 @@ async def serve(server: ProxyServer) -> int:
             installed.append(sig)
     try:
         await server.start()
-        log.info("mxproxy ready: public API %s%s", server.public_url,
-                 f", admin API {server.admin_url}" if server.admin_url else "")
+        log.info("mxproxy ready: %s", server.start_line())
         await stop.wait()
     finally:
         await server.stop()
@@ -635,8 +593,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG
-    except (OSError, StoreError) as exc:  # e.g. a SQLite store another process is using
+    except (OSError, StoreError) as exc:  # expected: port busy, store unreachable, wrong key, ...
         log.error("startup failed: %s", exc)
+        log.debug("startup failure traceback", exc_info=True)
         return EXIT_STARTUP_FAILED
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return EXIT_OK

@@ -9,8 +9,11 @@ import shlex
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from mxproxy.cli import build_parser
-from mxproxy.server import admin_listen, parse_listen
+from mxproxy.config import DEFAULT_DB_ENV, load_config
+from mxproxy.server import admin_listen, apply_overrides, parse_listen
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,20 +70,49 @@ def test_cmd_and_healthcheck_are_valid_mxproxy_command_lines() -> None:
     program, *head = exec_form(entrypoint)
     assert program == "mxproxy"
     args = build_parser().parse_args(head + exec_form(cmd))
-    assert (args.command, args.config, args.db) == ("serve", "/config/mxproxy.toml", "/db/mxproxy.db")
+    assert (args.command, args.config) == ("serve", "/config/mxproxy.toml")
     [health] = of("HEALTHCHECK")
     command = exec_form(health.split("CMD", 1)[1].strip())
     assert command[0] == "mxproxy"
     assert build_parser().parse_args(command[1:]).command == "healthcheck"
 
 
-def test_the_environment_is_what_serve_accepts() -> None:
+def image_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for args in of("ENV"):
         for pair in shlex.split(args):
             key, _, value = pair.partition("=")
             env[key] = value
+    return env
+
+
+def test_the_environment_is_what_serve_accepts() -> None:
+    env = image_env()
     assert parse_listen(env["PORT"], 8000).port == 8000
     admin = admin_listen(env["ADMIN"], None)  # loopback: allowed without an admin token
     assert admin is not None and admin.host == "127.0.0.1"
-    assert env["DB"].startswith("/db/")
+
+
+@pytest.mark.parametrize(
+    ("run_env", "config_db", "store"),
+    [
+        ({}, None, "/db/mxproxy.db"),  # the image's default: the /db volume
+        ({"DB": "postgresql://mx@db.example/mxproxy"}, None, "postgresql://mx@db.example/mxproxy"),
+        ({}, "postgresql://mx@pg.example/prod", "postgresql://mx@pg.example/prod"),
+        ({"DB": "postgresql://mx@env.example/a"}, "postgresql://mx@file.example/b", "postgresql://mx@env.example/a"),
+    ],
+)
+def test_the_images_command_picks_the_store_by_the_servers_precedence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_env: dict[str, str], config_db: str | None, store: str
+) -> None:
+    """`docker run -e DB=...` and `[server] db` must reach the server through the image's CMD."""
+    for name in ("PORT", "ADMIN", "DB", "MXPROXY_CONFIG", DEFAULT_DB_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**image_env(), **run_env}.items():
+        monkeypatch.setenv(name, value)
+    config = tmp_path / "mxproxy.toml"
+    config.write_text('[apps]\nc = "s"\n' + (f'[server]\ndb = "{config_db}"\n' if config_db else ""))
+    [entrypoint], [cmd] = of("ENTRYPOINT"), of("CMD")
+    args = build_parser().parse_args(exec_form(entrypoint)[1:] + exec_form(cmd))
+    args.config = str(config)  # the /config volume, here
+    assert apply_overrides(load_config(args.config), args.port, args.admin, args.db).server.db == store

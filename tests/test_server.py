@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -235,7 +236,7 @@ class ServeProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "MXPROXY_CONFIG")}
+        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "MXPROXY_CONFIG", "MXPROXY_STORE_KEY")}
         env["PYTHONUNBUFFERED"] = "1"
         with self.stderr_path.open("wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
@@ -255,7 +256,7 @@ class ServeProcess:
         while loop.time() < deadline:
             for line in self.stderr.splitlines():
                 if READY in line:
-                    return line.split(READY, 1)[1].split(",")[0].strip()
+                    return line.split(READY, 1)[1].split()[0].rstrip(",;")
             if self.proc.returncode is not None:
                 raise AssertionError(f"mxproxy exited with {self.proc.returncode}:\n{self.stderr}")
             await asyncio.sleep(0.05)
@@ -425,6 +426,75 @@ async def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, extra: str, 
     [printed] = proc.stderr.strip().splitlines()
     assert printed.startswith(f"mxproxy: config error: {line}")
     assert not (tmp_path / "store.db").exists()
+
+
+async def test_postgresql_without_a_store_key_exits_2(tmp_path: Path) -> None:
+    proc = ServeProcess(_server_config(tmp_path, 9), "--db", "postgresql://mxproxy@127.0.0.1:5432/test")
+    await proc.start()
+    try:
+        assert await proc.wait() == 2
+    finally:
+        await proc.kill()
+    [printed] = proc.stderr.strip().splitlines()
+    assert printed.startswith("mxproxy: config error: server.storeKey: required with a PostgreSQL store")
+
+
+async def _store_with_another_key(tmp_path: Path) -> str:
+    from mxproxy.store import create_store
+
+    store = create_store(str(tmp_path / "store.db"), "the-key-it-was-made-with")
+    await store.open()
+    await store.close()
+    return "store.db"
+
+
+async def _text_file(tmp_path: Path) -> str:
+    (tmp_path / "notes.db").write_text("these are notes, not an SQLite database\n" * 10)
+    return "notes.db"
+
+
+async def _unreachable_postgres(tmp_path: Path) -> str:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = busy.getsockname()[1]
+    busy.close()
+    return f"postgresql://mxproxy:hunter2@127.0.0.1:{port}/test"
+
+
+async def _unwritable_folder(tmp_path: Path) -> str:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    return str(folder / "store.db")
+
+
+@pytest.mark.parametrize(
+    ("db", "message"),
+    [
+        (_store_with_another_key, "the store key does not match"),
+        (_text_file, "not an SQLite database"),
+        (_unreachable_postgres, "cannot connect to PostgreSQL at postgresql://mxproxy:***@127.0.0.1:"),
+        (_unwritable_folder, "ermission denied"),
+    ],
+)
+async def test_expected_start_up_failures_are_one_line_without_a_traceback(
+    tmp_path: Path, db: Any, message: str
+) -> None:
+    target = await db(tmp_path)
+    config = _server_config(tmp_path, 9, extra="").read_text().replace('db = "store.db"', f'db = "{target}"')
+    config = config.replace("[server]\n", '[server]\nstoreKey = "the-configured-key"\n')
+    path = tmp_path / "mxproxy.toml"
+    path.write_text(config)
+    proc = ServeProcess(path)
+    await proc.start()
+    try:
+        assert await proc.wait() == 1
+    finally:
+        await proc.kill()
+    [printed] = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert "ERROR mxproxy.server: startup failed: " in printed and message in printed
+    assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
 
 
 async def test_accepted_connections_have_nagle_off() -> None:

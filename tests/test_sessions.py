@@ -478,3 +478,18 @@ async def test_a_hang_up_event_drops_the_cached_call_log(sim: Simulator, make_ma
     assert alice.call_log_cache.cached(None)  # ringing changes nothing in the log
     await sim.hangup(call_id, by="3044")
     await eventually(lambda: not alice.call_log_cache.cached(None), "ConnectionCleared dropped the cached log")
+
+
+async def test_zero_ttls_in_the_config_mean_every_request_asks_the_mx(
+    sim: Simulator, connector: Any, store: Store
+) -> None:
+    config = parse_config({"apps": {"app": "secret"}, "mx": {"directoryTTL": "0s", "callLogTTL": "0s"}})
+    manager = SessionManager(connector, store, config)
+    try:
+        alice = await manager.sign_in(account(sim, "alice", "pw-a"))
+        for _ in range(2):
+            await alice.directory()
+            await alice.call_log()
+        assert (alice.directory_cache.fetches, alice.call_log_cache.fetches) == (2, 2)
+    finally:
+        await manager.stop()

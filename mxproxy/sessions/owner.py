@@ -24,6 +24,7 @@ from mxproxy.connectors.base import (
     Transferred,
 )
 from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout
+from mxproxy.logs import log_context
 from mxproxy.provisioning import split_host
 from mxproxy.recordings import RecordingList
 from mxproxy.sessions.errors import NotSignedIn, SessionUnavailable
@@ -121,6 +122,10 @@ class Owner:
         return max(1, math.ceil(remaining))
 
     async def _run(self) -> None:
+        with log_context(user=self.login):  # not the request that happened to start this task
+            await self._own()
+
+    async def _own(self) -> None:
         try:
             while not self.closing:
                 session = self.session
@@ -195,6 +200,8 @@ class Owner:
                 return False
             if self.state != LIVE and self.info is not None:
                 self.manager.stats.reconnects += 1
+                log.info("mx session of %s reconnected to %s after %d failed attempt(s)", self.login,
+                         self.account.address, self.failures)
             self._go_live(session)
             return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mxproxy.store.base import (
     DeviceToken,
@@ -29,12 +30,33 @@ __all__ = [
     "StoreKeyError",
     "UserRecord",
     "create_store",
+    "describe_store",
     "is_postgres_url",
 ]
 
 
 def is_postgres_url(db: str) -> bool:
     return db.lower().startswith(POSTGRES_SCHEMES)
+
+
+def describe_store(db: str, base_dir: Path | None = None) -> str:
+    """Which store ``db`` names, for the start line: ``SQLite /abs/path.db`` or
+    ``PostgreSQL host:port/database`` (user and password never shown)."""
+    db = db or DEFAULT_DB
+    if is_postgres_url(db):
+        parts = urlsplit(db)
+        host = parts.hostname or "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            port = 5432
+        return f"PostgreSQL {host}:{port}/{parts.path.lstrip('/') or '(default database)'}"
+    path = Path(db).expanduser()
+    if db != ":memory:" and not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return f"SQLite {path}"
 
 
 def create_store(db: str, store_key: str | None, *, base_dir: Path | None = None) -> Store:
