@@ -147,7 +147,10 @@ def _run(base_url: str) -> list[str]:
         property()
     # the requests reached the handlers, not only the token check
     assert sum(n for status, n in statuses.items() if status < 300) >= EXAMPLES // 10, statuses
-    assert statuses.get(400, 0) >= EXAMPLES // 10, statuses
+    # a handler's own refusal (400, 404, 409, 413, …), not the token check's 401/403; which statuses
+    # the derandomized examples land on shifts with unrelated imports, so count them together
+    refused_by_handlers = sum(n for status, n in statuses.items() if 400 <= status < 500 and status not in (401, 403))
+    assert refused_by_handlers >= EXAMPLES // 10, statuses
     return failures
 
 
