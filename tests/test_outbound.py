@@ -21,9 +21,9 @@ from mxproxy.provisioning import URLProvisioner
 from mxproxy.push.apns import ApnsSender
 from mxproxy.push.fcm import FcmSender
 from mxproxy.store.base import DeviceToken
-from tests.push.apns_server import LocalAPNs
+from mxproxy.localpush.apns import LocalAPNs
 from tests.push.conftest import APP, BUNDLE, apns, pki, push_config, soon, start_fcm  # noqa: F401 - fixtures
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 from tests.test_provisioning import GOOD_MX, ProvisioningPeer, peer, peer_server  # noqa: F401 - fixtures
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")

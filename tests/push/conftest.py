@@ -11,15 +11,15 @@ import pytest
 from mxproxy.config import Config, parse_config
 from mxproxy.push.results import PushKind, PushResult, Sender
 from mxproxy.store.base import DeviceToken
-from tests.push.apns_server import LocalAPNs
-from tests.push.certs import (
+from mxproxy.localpush.apns import LocalAPNs
+from mxproxy.localpush.pki import (
     TestCA,
     make_ca,
     make_push_p12,
     make_server_cert,
     make_service_account,
 )
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 
 BUNDLE = "com.example.phone"
 APP = "com.example.phone"  # FCM app id

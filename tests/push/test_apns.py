@@ -15,8 +15,8 @@ from mxproxy.push import results
 from mxproxy.push.apns import ApnsSender, apns_topic, encode_payload
 from mxproxy.push.certificates import CredentialError, load_p12
 from mxproxy.store.base import DeviceToken
-from tests.push.apns_server import LocalAPNs
-from tests.push.certs import make_p8, make_push_p12
+from mxproxy.localpush.apns import LocalAPNs
+from mxproxy.localpush.pki import make_p8, make_push_p12
 from tests.push.conftest import BUNDLE, push_config, send_once, soon
 
 PAYLOAD = {"type": "Delivered", "callId": 21, "deviceId": "3095", "callingDevice": "Tom & <Jerry>", "timestamp": 1700000000}

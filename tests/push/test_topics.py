@@ -11,8 +11,8 @@ import pytest
 
 from mxproxy.push.topics import PushTopics, apns_bundle
 from tests.admin.conftest import AdminHarness, build_admin
-from tests.push.apns_server import LocalAPNs
-from tests.push.certs import make_p8, make_push_p12
+from mxproxy.localpush.apns import LocalAPNs
+from mxproxy.localpush.pki import make_p8, make_push_p12
 from tests.push.conftest import BUNDLE, apns, pki, push_config  # noqa: F401 - fixtures
 
 VOIP_TOPIC = f"{BUNDLE}.voip"
