@@ -80,6 +80,57 @@ class DemoRequest:
         return command
 
 
+    @classmethod
+    def from_curl(cls, command: str, title: str = "") -> "DemoRequest":
+        """The request a ``curl`` command line sends (the inverse of ``curl()``), for the flags the
+        README and docs use: ``-s``/``-S``, ``-X``, ``-H``, ``-d``/``--data``/``--data-raw`` (curl's
+        form Content-Type unless a header sets one), ``-u user:password``, ``-o``. A URL without a
+        scheme is http, as curl takes it. Anything else is a ValueError naming it."""
+        words = shlex.split(command)
+        if not words or words[0] != "curl":
+            raise ValueError(f"not a curl command: {command!r}")
+        method: str | None = None
+        headers: dict[str, str] = {}
+        body: str | None = None
+        output: str | None = None
+        url: str | None = None
+        words_left = iter(words[1:])
+
+        def value(flag: str) -> str:
+            try:
+                return next(words_left)
+            except StopIteration:
+                raise ValueError(f"curl flag {flag} needs a value: {command!r}") from None
+
+        for word in words_left:
+            if word in ("-s", "-S", "-sS", "-Ss"):
+                continue
+            if word == "-X":
+                method = value(word)
+            elif word == "-H":
+                name, _, text = value(word).partition(":")
+                headers[name.strip()] = text.strip()
+            elif word in ("-d", "--data", "--data-raw"):
+                body = value(word)
+            elif word == "-u":
+                user, _, password = value(word).partition(":")
+                headers["Authorization"] = basic(user, password)
+            elif word == "-o":
+                output = value(word)
+            elif word.startswith("-"):
+                raise ValueError(f"curl flag {word!r} is not supported here: {command!r}")
+            elif url is None:
+                url = word if "://" in word else f"http://{word}"
+            else:
+                raise ValueError(f"more than one URL in {command!r}")
+        if url is None:
+            raise ValueError(f"no URL in {command!r}")
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/x-www-form-urlencoded"  # what curl -d sends
+        method = method or ("POST" if body is not None else "GET")
+        return cls(title or command, method, url, headers=headers, body=body, output=output)
+
+
 def basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
