@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import logging
+import secrets
 import shlex
 import signal
 import sys
@@ -317,6 +318,8 @@ class Demo:
         db = self.db or str(base / "mxproxy.db")
         data = demo_config_data(self.fixture, self.simulator.port, db=db, log_name=str(base / "mxproxy.log"),
                                 port=self.port, admin=self.admin, push=self.sinks.config())
+        if self.db is None:  # a throw-away store: a throw-away key (no "store key beside the db" warning)
+            data["server"]["storeKey"] = secrets.token_urlsafe(32)
         config = parse_config(data, base_dir=base)
         # the demo's passwords are printed on the screen: a bare port binds loopback only
         public = parse_listen(self.port, 8000, LOOPBACK, key="--port")
