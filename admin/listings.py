@@ -53,8 +53,15 @@ async def apps(request: Request) -> Response:
 
 
 async def connections(request: Request) -> Response:
-    """Logins with a live MX session, sorted (``[]`` rather than the original's ``null``)."""
-    return json_response({"connections": context(request).sessions.live_logins()})
+    """Logins with a live MX session, sorted (``[]`` rather than the original's ``null``); in a
+    cluster, those of this instance, which ``instance`` names."""
+    manager = context(request).sessions
+    return json_response({"connections": manager.live_logins(), **_instance(manager)})
+
+
+def _instance(manager: Any) -> dict[str, str]:
+    ownership = getattr(manager, "ownership", None)
+    return {"instance": ownership.id} if ownership is not None else {}
 
 
 async def tokens(request: Request) -> Response:
@@ -110,4 +117,4 @@ async def sessions(request: Request) -> Response:
         info = manager.describe(login)
         if info is not None:
             described.append(info)
-    return json_response({"sessions": described})
+    return json_response({"sessions": described, **_instance(manager)})

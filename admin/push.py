@@ -16,7 +16,6 @@ same rules as event pushes; ``pruned`` says whether it is gone from the store no
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin.listings import context, resolve_login
-from mxproxy.api.bodies import read_raw_fields
+from mxproxy.api.bodies import parse_json, read_raw_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import json_response
 
@@ -132,10 +131,7 @@ async def read_body(request: Request) -> dict[str, Any]:
     body = await request.body()
     if body.lstrip().startswith(b"{") and request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"):
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "malformed JSON body") from None
+        data = parse_json(body)
         if isinstance(data, dict):
             return data
     return await read_raw_fields(request)

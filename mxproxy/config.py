@@ -237,6 +237,8 @@ class MXConfig:
     read_deadline: float = 180.0
     call_log_chunk: int = 21
     call_log_idle: float = 1.0
+    #: After a call-control command's response (or event), how long to wait for the other one.
+    call_reply_grace: float = 0.5
     event_queue: int = 1000
     provisioning_timeout: float = 10.0
     reconnect_min: float = 1.0
@@ -339,6 +341,15 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """``[cluster]``: several instances on one PostgreSQL store as one service."""
+
+    advertise: str | None = None  # base URL peers reach this instance's public API at
+    lease_ttl: float = 15.0
+    instance_id: str | None = None  # default: generated, kept for the process
+
+
+@dataclass(frozen=True)
 class AzureConfig:
     tenants: tuple[str, ...] = ()
     audiences: tuple[str, ...] = ()
@@ -363,6 +374,7 @@ class Config:
     static: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     push: PushConfig = field(default_factory=PushConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -398,6 +410,7 @@ def _mx(s: _Section) -> MXConfig:
         read_deadline=s.duration("readDeadline", "3m"),
         call_log_chunk=s.integer("callLogChunk", 21, minimum=1),
         call_log_idle=s.duration("callLogIdle", "1s"),
+        call_reply_grace=s.duration("callReplyGrace", "500ms"),
         event_queue=s.integer("eventQueue", 1000, minimum=1),
         provisioning_timeout=s.duration("provisioningTimeout", d.provisioning_timeout),
         reconnect_min=s.duration("reconnectMin", d.reconnect_min),
@@ -486,6 +499,28 @@ def _push(s: _Section) -> PushConfig:
     return cfg
 
 
+def _cluster(s: _Section) -> ClusterConfig:
+    advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
+    if advertise is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(advertise)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+                or parts.path not in ("", "/") or parts.query or parts.username:
+            raise ConfigError(f"{s.key('advertise')}: expected a base URL such as http://10.0.0.5:8000, got {advertise!r}")
+    lease_ttl = s.duration("leaseTTL", "15s")
+    if lease_ttl < 1.0:
+        raise ConfigError(f"{s.key('leaseTTL')}: must be at least 1s")
+    instance_id = s.string("instanceId").strip() or None
+    if instance_id is not None and (len(instance_id) > 100 or any(c.isspace() for c in instance_id)):
+        raise ConfigError(f"{s.key('instanceId')}: at most 100 characters, no spaces")
+    return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)
+
+
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data; relative paths resolve against ``base_dir``.
 
@@ -557,6 +592,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         raise ConfigError("static: expected a table")
 
     push_cfg = _push(root.table("push"))
+    cluster_cfg = _cluster(root.table("cluster"))
 
     cfg = Config(
         provisioning=provisioning,
@@ -570,6 +606,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         static=dict(static),
         base_dir=base_dir,
         push=push_cfg,
+        cluster=cluster_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from http import HTTPStatus
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import httpx
 
@@ -269,7 +269,7 @@ class URLProvisioner(Provisioner):
             raise ProvisioningError(response.status_code, _status_text(response.status_code))
         try:
             document = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ProvisioningError(502, f"provisioning: bad json: {exc}") from None
         return parse_provisioning(document)
 
@@ -463,12 +463,26 @@ def parse_static(data: Mapping[str, Any], base_dir: Path | None = None) -> Stati
     return StaticConfig(mode=mode, host=host, port=port, server_id=server_id, users=users)
 
 
+def _dummy_user(users: Iterable[StaticUser]) -> StaticUser:
+    """A user no password opens, hashed like the costliest configured hash (plain text when none
+    is hashed): checking a name that is not configured costs what checking a real one does."""
+    hashes = [u.password_hash for u in users if u.password_hash is not None]
+    costliest = max(hashes, key=lambda h: (h.n * h.r * h.p, len(h.key), len(h.salt)), default=None)
+    secret = base64.b64encode(os.urandom(24)).decode()
+    if costliest is None:
+        return StaticUser(name="", mx_login="", mx_password="", host="", port=0, password_plain=secret)
+    dummy = _ScryptHash(costliest.n, costliest.r, costliest.p, os.urandom(len(costliest.salt)),
+                        os.urandom(len(costliest.key)))
+    return StaticUser(name="", mx_login="", mx_password="", host="", port=0, password_hash=dummy)
+
+
 class StaticProvisioner(Provisioner):
     """Accounts from the config file (no provisioning server)."""
 
     def __init__(self, static: StaticConfig) -> None:
         self.config = static
         self._by_folded = {name.casefold(): user for name, user in static.users.items()}
+        self._dummy = _dummy_user(static.users.values())
 
     def _user(self, username: str) -> StaticUser | None:
         return self.config.users.get(username) or self._by_folded.get(username.casefold())
@@ -484,14 +498,15 @@ class StaticProvisioner(Provisioner):
                 server_id=self.config.server_id,
                 sign_in_name=username,
             )
-        user = self._user(username)
-        if user is None or not password:
+        if not password:
             raise ProvisioningError(403, MSG_FORBIDDEN)
+        # an unknown name costs the same hashing as a known one, and gets the same answer
+        user = self._user(username) or self._dummy
         if user.password_hash is not None:
             ok = await asyncio.to_thread(user.check_password, password)  # scrypt is deliberately slow
         else:
             ok = user.check_password(password)
-        if not ok:
+        if not ok or user is self._dummy:
             raise ProvisioningError(403, MSG_FORBIDDEN)
         return user.provisioned()
 

@@ -203,3 +203,29 @@ def test_zero_cache_ttl_means_no_cache(key: str) -> None:
     assert {"callLogTTL": options.call_log_ttl, "directoryTTL": options.directory_ttl}[key] == 0
     with pytest.raises(ConfigError, match=f"mx.{key}: must not be negative"):
         parse_config({"apps": {"c": "s"}, "mx": {key: "-1s"}})
+
+
+def test_cluster_table_is_typed_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADVERTISE", raising=False)
+    assert parse_config({"apps": {"c": "s"}}).cluster.lease_ttl == 15.0
+    cfg = parse_config({"apps": {"c": "s"}, "cluster": {
+        "advertise": "http://10.0.0.5:8000/", "leaseTTL": "5s", "instanceId": "mx-a"}})
+    assert (cfg.cluster.advertise, cfg.cluster.lease_ttl, cfg.cluster.instance_id) == ("http://10.0.0.5:8000", 5.0, "mx-a")
+    monkeypatch.setenv("ADVERTISE", "https://proxy-b.internal:8443")
+    assert parse_config({"apps": {"c": "s"}}).cluster.advertise == "https://proxy-b.internal:8443"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "key"),
+    [
+        ({"advertise": "10.0.0.5:8000"}, "cluster.advertise"),
+        ({"advertise": "http://10.0.0.5:8000/api"}, "cluster.advertise"),
+        ({"leaseTTL": "500ms"}, "cluster.leaseTTL"),
+        ({"leaseTTL": 15}, "cluster.leaseTTL"),
+        ({"instanceId": "a b"}, "cluster.instanceId"),
+    ],
+)
+def test_bad_cluster_values_name_the_key(monkeypatch: pytest.MonkeyPatch, cluster: dict, key: str) -> None:
+    monkeypatch.delenv("ADVERTISE", raising=False)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"apps": {"c": "s"}, "cluster": cluster})

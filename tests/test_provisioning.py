@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import socket
 from dataclasses import dataclass, field
@@ -275,6 +276,46 @@ async def test_static_users_accept_scrypt_hash_and_reject_wrong_password() -> No
         with pytest.raises(ProvisioningError) as err:
             await prov.by_password(user, pw)
         assert err.value.status == 403
+
+
+def _record_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Every ``hashlib.scrypt`` call's cost parameters (the real function still does the work)."""
+    calls: list[tuple[Any, ...]] = []
+    real = hashlib.scrypt
+
+    def recording(password: bytes, *, salt: bytes, n: int, r: int, p: int, dklen: int = 64,
+                  maxmem: int = 0) -> bytes:
+        calls.append((n, r, p, dklen, len(salt), maxmem))
+        return real(password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=maxmem)
+
+    monkeypatch.setattr(hashlib, "scrypt", recording)
+    return calls
+
+
+@pytest.mark.parametrize("unknown", ["nobody", "", "dmitrys@xyzrd.co", "x" * 300])
+async def test_unknown_user_costs_the_same_scrypt_work_and_gets_the_same_answer(
+        monkeypatch: pytest.MonkeyPatch, unknown: str) -> None:
+    cheap, costly = hash_password("a", n=2**4, r=2), hash_password("b", n=2**6, r=3, p=2)
+    static = {"host": "127.0.0.1:7778",
+              "users": {"dmitrys@xyzrd.com": {"password": costly, "mxPassword": "mxpw"},
+                        "peter": {"password": cheap, "mxPassword": "mxpw"}}}
+    prov = create_provisioner(config_with(static))
+    calls = _record_scrypt(monkeypatch)
+    answers = []
+    for user in ("dmitrys@xyzrd.com", unknown):
+        with pytest.raises(ProvisioningError) as err:
+            await prov.by_password(user, "wrong")
+        answers.append((err.value.status, err.value.message))
+    assert calls == [(2**6, 3, 2, 32, 16, 256 * 1024 * 1024)] * 2  # the costliest configured hash, twice
+    assert answers[0] == answers[1]
+
+
+async def test_unknown_user_never_signs_in_whatever_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    static = {"host": "127.0.0.1:7778", "users": {"a": {"password": "pw", "mxPassword": "mxpw"}}}
+    prov = create_provisioner(config_with(static))
+    for password in ("pw", "", "x" * 40):
+        with pytest.raises(ProvisioningError):
+            await prov.by_password("b", password)
 
 
 async def test_static_plain_password_and_env_secret(monkeypatch: pytest.MonkeyPatch) -> None:

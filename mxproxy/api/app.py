@@ -24,6 +24,7 @@ from mxproxy import SERVER_NAME
 from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
+from mxproxy.api.forwarding import ForwardingMiddleware
 from mxproxy.api.observe import ObserveMiddleware
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
@@ -91,6 +92,8 @@ def create_app(ctx: ApiContext) -> Starlette:
     if ctx.metrics is not None:
         # outermost but the Server header: counts what the client got, error-handler answers too
         middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="public"))
+    if ctx.forwarder is not None:
+        middleware.append(Middleware(ForwardingMiddleware, ctx=ctx))
     app = Starlette(
         routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
         middleware=middleware,

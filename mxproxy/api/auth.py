@@ -11,9 +11,11 @@ from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError
+from mxproxy.api.forwarding import buffered_body, is_forwarded
 from mxproxy.api.render import json_response
 from mxproxy.auth.clients import check_client
 from mxproxy.auth.errors import InvalidToken
+from mxproxy.sessions.errors import ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -143,7 +145,15 @@ async def _sign_in(request: Request) -> Response:
     else:
         raise ApiError(401, "unauthorized", BASIC_CHALLENGE)
     ctx = context(request)
-    await ctx.sessions.sign_in(prov)
+    try:
+        if is_forwarded(request):
+            await ctx.sessions.sign_in(prov, forwarded=True)
+        else:
+            await ctx.sessions.sign_in(prov)
+    except ServedElsewhere as exc:
+        if ctx.forwarder is None:
+            raise
+        return await ctx.forwarder.forward(request, exc.url, buffered_body(request))
     issued = await ctx.tokens.issue(prov.login)
     return json_response(
         {"token_type": "Bearer", "access_token": issued.access_token, "expires_in": int(issued.expires_in)}

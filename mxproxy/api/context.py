@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mxproxy.api.forwarding import Forwarder
     from mxproxy.auth.azure import AzureADValidator
     from mxproxy.auth.tokens import TokenService
     from mxproxy.config import Config
@@ -26,3 +27,4 @@ class ApiContext:
     store: Store
     push_topics: PushTopics
     metrics: Metrics | None = None  # None in tests that build an app without a server
+    forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there

@@ -70,6 +70,12 @@ class FcmCredentialError(ValueError):
     """A ``[voip.fcm]`` entry cannot be used; the message names the key and says why."""
 
 
+class LegacyServerKey(FcmCredentialError):
+    """A ``[voip.fcm]`` value in MX Proxy 2.3's format, a legacy FCM server key. Not fatal: the
+    app's tokens are kept and registrations accepted, nothing is sent until a service account is
+    configured (the upgrade must not stop the proxy, and with it every iPhone's pushes)."""
+
+
 # ------------------------------------------------------------------------------------------
 # payload shaping
 # ------------------------------------------------------------------------------------------
@@ -209,10 +215,11 @@ def load_service_account(app_id: str, value: str, base_dir: Path) -> tuple[servi
     path = path if path.is_absolute() else base_dir / path
     if not path.is_file():
         if "/" not in value and not value.endswith(".json"):
-            raise FcmCredentialError(
-                f'voip.fcm."{app_id}": looks like a legacy FCM server key; the legacy FCM API was '
-                "shut down by Google in 2024. Set the value to the path of a Firebase service-account "
-                "JSON file (FCM HTTP v1), see docs/push.md"
+            raise LegacyServerKey(
+                f'voip.fcm."{app_id}": a legacy FCM server key (MX Proxy 2.3\'s format); Google shut the '
+                "legacy FCM API down in 2024, so nothing is sent to FCM for this app (its device tokens "
+                "are kept) until the value is the path of a Firebase service-account JSON file (FCM "
+                "HTTP v1), see docs/push.md and docs/compat.md P1"
             )
         raise FcmCredentialError(f'voip.fcm."{app_id}": service-account file {path} does not exist')
     try:
@@ -233,6 +240,7 @@ class FcmSender(Sender):
     def __init__(self, voip: VoipConfig, push: PushConfig, base_dir: Path) -> None:
         self._push = push
         self.problems: list[str] = []
+        self.legacy: dict[str, str] = {}  # app id -> why nothing is sent (a legacy server key)
         self.apps: dict[str, FcmApp] = {}
         self._clients: dict[str, _FcmClient] = {}
         ca_file = push.fcm.ca_file
@@ -242,6 +250,10 @@ class FcmSender(Sender):
         for app_id, value in voip.fcm.items():
             try:
                 credentials, app = load_service_account(app_id, value, base_dir)
+            except LegacyServerKey as exc:
+                log.warning("push: %s", exc)
+                self.legacy[app_id] = str(exc)
+                continue
             except FcmCredentialError as exc:
                 log.error("push: %s", exc)
                 self.problems.append(str(exc))
@@ -266,7 +278,9 @@ class FcmSender(Sender):
 
     @property
     def app_ids(self) -> frozenset[str]:
-        return frozenset(self.apps)
+        """Apps whose tokens may be registered: those with a service account and those still on
+        a legacy server key (kept for when one is configured)."""
+        return frozenset(self.apps) | frozenset(self.legacy)
 
     def build_message(self, app_id: str, token: str, payload: dict[str, Any], kind: PushKind) -> bytes:
         """The v1 request body (``{"message": …, "validate_only": false}``) for one token."""
@@ -287,7 +301,8 @@ class FcmSender(Sender):
             return replace(template, status=REJECTED, reason=f"not an FCM token (kind {token.kind!r})", attempts=0)
         client = self._clients.get(token.topic)
         if client is None:
-            return replace(template, status=NO_CREDENTIALS, reason=f"no service account for FCM app {token.topic}", attempts=0)
+            why = "legacy server key" if token.topic in self.legacy else "no service account"
+            return replace(template, status=NO_CREDENTIALS, reason=f"{why} for FCM app {token.topic}", attempts=0)
         data = data_payload(payload)
         if len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()) > FCM_PAYLOAD_LIMIT:
             return replace(template, status=TOO_LARGE, reason="PayloadTooLarge", attempts=0)

@@ -137,8 +137,9 @@ async def test_a_json_body_sent_as_curl_d_sends_it_as_a_form_is_read_as_json(
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
     assert [res["status"] for res in r.json()["results"]] == ["ok"]
-    r = await pushing.client.post("/push", content=b'{"login": ', headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert (r.status_code, r.json()) == (400, {"error": "malformed JSON body"})
+    for bad in (b'{"login": ', b'{"login": ' + b"[" * 5000, b'{"login": ' + b"9" * 5000 + b"}"):
+        r = await pushing.client.post("/push", content=bad, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 400 and r.json()["error"].startswith("malformed JSON body: "), r.text
 
 
 async def test_push_to_one_registered_token(pushing: AdminHarness, apns: LocalAPNs) -> None:  # noqa: F811
@@ -230,3 +231,15 @@ async def test_credentials_that_fail_to_load_show_in_push_status_and_readiness(
         assert r.status_code == 503
         assert sorted(r.json()["push"]) == sorted(f"push: credential not loaded: {p}" for p in problems)
 
+
+async def test_a_legacy_fcm_key_is_listed_in_push_status_and_readyz_which_stays_ready(
+    tmp_path: Path, pki: dict[str, Any], apns: LocalAPNs  # noqa: F811
+) -> None:
+    config = push_config(tmp_path, voip={"apn": {str(pki["p12"]): "secret"}, "fcm": {"com.old": "AAAAlegacy:APA91b"}})
+    async with build_admin(tmp_path, push_config=config) as admin:
+        status = (await admin.client.get("/push")).json()
+        assert status["fcmLegacyKeys"] == ["com.old"]
+        ready = await admin.client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["warnings"] == ["push: FCM app com.old has a legacy server key: nothing is sent to FCM for it"]
+        assert "AAAAlegacy" not in ready.text + str(status)

@@ -28,7 +28,7 @@ from mxproxy.connectors.registry import create_connector
 from mxproxy.provisioning import create_provisioner
 from mxproxy.push.topics import PushTopics
 from mxproxy.sessions import SessionManager
-from mxproxy.simulator import Simulator, demo_fixture
+from mxproxy.simulator import Quirks, Simulator, demo_fixture
 from mxproxy.store import create_store
 
 # The README's literal example credentials.
@@ -76,9 +76,9 @@ class ApiHarness:
 
 @contextlib.asynccontextmanager
 async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
-                    azure: dict[str, Any] | None = None) -> AsyncIterator[ApiHarness]:
+                    azure: dict[str, Any] | None = None, profile: str = "spec") -> AsyncIterator[ApiHarness]:
     fixture = demo_fixture()
-    sim = Simulator(fixture, host="127.0.0.1", port=0, control=None)
+    sim = Simulator(fixture, host="127.0.0.1", port=0, control=None, quirks=Quirks.profile(profile))
     await sim.start()
     me = demo_user(fixture, DEMO_EXT)
     peter = demo_user(fixture, SECOND_EXT)
@@ -88,7 +88,7 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
             "apps": {CLIENT_ID: CLIENT_SECRET},
             "logName": "mxproxy.log",
             "mx": {"responseTimeout": response_timeout, "connectTimeout": "2s", "reconnectMin": "30s",
-                   "reconnectMax": "60s", "callLogIdle": "200ms"},
+                   "reconnectMax": "60s", "callLogIdle": "200ms", "callReplyGrace": "50ms"},
             "static": {
                 "mode": "users",
                 "host": f"127.0.0.1:{sim.port}",
@@ -132,8 +132,10 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[ApiHarness]:
-    async with build_api(tmp_path) as harness:
+async def api(tmp_path: Path, sim_profile: str) -> AsyncIterator[ApiHarness]:
+    """The harness on the ``sim_profile`` simulator profile ("spec"; every profile for tests
+    marked ``profiles``)."""
+    async with build_api(tmp_path, profile=sim_profile) as harness:
         yield harness
 
 

@@ -441,3 +441,24 @@ async def test_bad_lookups_and_keys_get_clear_errors(store: Store) -> None:
     with pytest.raises(InvalidRecord, match="at"):
         await store.set_token_result("apn", "t", "x", "ok", float("inf"))
     assert await store.list_signing_keys() == []
+
+
+# bulk import ------------------------------------------------------------------------------------
+async def test_import_records_adds_only_what_is_missing_in_one_go(store: Store) -> None:
+    await store.put_user(user("bob"))
+    outcome = await store.import_records(
+        [user("alice"), user("bob"), user("alice")],
+        [token("a" * 64), token("b" * 64, login="bob"), token("c" * 64, login="ghost")],
+        source="/old/mxproxy.db",
+    )
+    assert (outcome.users_added, outcome.users_unchanged) == (("alice",), ("bob", "alice"))
+    assert [t.token[0] for t in outcome.tokens_added] == ["a", "b"]
+    assert [t.login for t in outcome.tokens_without_user] == ["ghost"]  # skipped, no foreign-key failure
+    assert (await store.get_user("alice")).password == PASSWORD
+    assert await store.import_source() == "/old/mxproxy.db"
+
+
+async def test_import_records_refuses_a_bad_record_before_writing_anything(store: Store) -> None:
+    with pytest.raises(InvalidRecord):
+        await store.import_records([user("alice"), user("")], [], source="x")
+    assert await store.list_users() == [] and await store.import_source() is None
