@@ -9,6 +9,7 @@ so an operator never has to guess which line is wrong.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import os
 import ssl
@@ -231,6 +232,7 @@ class MXConfig:
     tls_verify: bool = False
     ca_file: str | None = None  # absolute (relative paths resolve against the config folder)
     cert_fingerprint: str | None = None
+    tls_trust_on_first_use: bool = False  # pin each MX's first certificate in the store
     connect_timeout: float = 20.0
     response_timeout: float = 7.0
     keepalive: float = 60.0
@@ -338,6 +340,20 @@ class ServerConfig:
     max_conferences: int = 20  # per user; POST /conferences beyond it answers 409
     idempotency_ttl: float = 600.0  # how long an Idempotency-Key's first outcome is replayed
     idempotency_keys: int = 10_000  # remembered outcomes per instance (oldest dropped first)
+    # reverse proxies whose X-Forwarded-For names the client (addresses or CIDR networks)
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignInLimitsConfig:
+    """``[signin]``: attempt limits on ``POST /auth`` (mxproxy/auth/signin_limits.py)."""
+
+    enabled: bool = True
+    per_client: str = "600/minute;6000/hour"  # all attempts from one client address (IPv6: its /64)
+    per_user: str = "30/minute;100/hour;300/day"  # attempts naming one sign-in name
+    failure_cost: int = 5  # a refused attempt counts this many
+    storage: str = "memory://"  # or redis://host:6379/0 (rediss:// for TLS) to share between instances
+    storage_prefix: str = "mxproxy-signin"  # Redis key prefix
 
 
 @dataclass(frozen=True)
@@ -374,6 +390,7 @@ class Config:
     static: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     push: PushConfig = field(default_factory=PushConfig)
+    signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def resolve_path(self, path: str) -> Path:
@@ -404,6 +421,7 @@ def _mx(s: _Section) -> MXConfig:
         tls_verify=s.boolean("tlsVerify", False),
         ca_file=s.ca_file("caFile"),
         cert_fingerprint=fingerprint,
+        tls_trust_on_first_use=s.boolean("tlsTrustOnFirstUse", False),
         connect_timeout=s.duration("connectTimeout", "20s"),
         response_timeout=s.duration("responseTimeout", "7s"),
         keepalive=s.duration("keepalive", "60s"),
@@ -426,6 +444,9 @@ def _mx(s: _Section) -> MXConfig:
     )
     if cfg.read_deadline <= cfg.keepalive:
         raise ConfigError(f"{s.key('readDeadline')}: must be longer than mx.keepalive")
+    if cfg.tls_trust_on_first_use and cfg.cert_fingerprint:
+        raise ConfigError(f"{s.key('tlsTrustOnFirstUse')}: not with mx.certFingerprint (that pin already "
+                          "decides which certificate is trusted)")
     if cfg.reconnect_max < cfg.reconnect_min:
         raise ConfigError(f"{s.key('reconnectMax')}: must not be shorter than mx.reconnectMin")
     return cfg
@@ -499,6 +520,42 @@ def _push(s: _Section) -> PushConfig:
     return cfg
 
 
+def _networks(s: _Section, name: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks (``10.0.0.0/8``, ``::1``), each checked."""
+    values = []
+    for value in s.strings(name):
+        try:
+            values.append(str(ipaddress.ip_network(value, strict=False) if "/" in value else ipaddress.ip_address(value)))
+        except ValueError:
+            raise ConfigError(f"{s.key(name)}: {value!r} is not an IP address or network (e.g. \"10.0.0.0/8\")") from None
+    return tuple(values)
+
+
+def _rate(s: _Section, name: str, default: str) -> str:
+    """A ``limits`` rate string such as ``"30/minute;100/hour"``."""
+    from limits import parse_many
+
+    value = s.string(name, default)
+    try:
+        if not parse_many(value):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f'{s.key(name)}: expected rates such as "30/minute;100/hour", got {value!r}') from None
+    return value
+
+
+def _signin(s: _Section) -> SignInLimitsConfig:
+    storage = s.string("storage", SignInLimitsConfig.storage)
+    if not storage.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(f'{s.key("storage")}: expected "memory://" or a redis:// URL, got {storage!r}')
+    return SignInLimitsConfig(
+        enabled=s.boolean("enabled", True),
+        per_client=_rate(s, "perClient", SignInLimitsConfig.per_client),
+        per_user=_rate(s, "perUser", SignInLimitsConfig.per_user),
+        failure_cost=s.integer("failureCost", SignInLimitsConfig.failure_cost, minimum=1),
+        storage=storage,
+        storage_prefix=s.string("storagePrefix", SignInLimitsConfig.storage_prefix) or SignInLimitsConfig.storage_prefix,
+    )
 def _cluster(s: _Section) -> ClusterConfig:
     advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
     if advertise is not None:
@@ -576,6 +633,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         max_conferences=server_s.integer("maxConferences", 20, minimum=1),
         idempotency_ttl=server_s.duration("idempotencyTTL", "10m"),
         idempotency_keys=server_s.integer("idempotencyKeys", 10_000, minimum=1),
+        trusted_proxies=_networks(server_s, "trustedProxies"),
     )
 
     az_s = root.table("azure")
@@ -592,6 +650,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         raise ConfigError("static: expected a table")
 
     push_cfg = _push(root.table("push"))
+    signin_cfg = _signin(root.table("signin"))
     cluster_cfg = _cluster(root.table("cluster"))
 
     cfg = Config(
@@ -606,6 +665,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         static=dict(static),
         base_dir=base_dir,
         push=push_cfg,
+        signin=signin_cfg,
         cluster=cluster_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)

@@ -346,6 +346,7 @@ class ProxyServer:
         self.keyring: Any = None
         self.tokens: Any = None
         self.azure: Any = None
+        self.signin_limits: Any = None
         self.provisioner: Any = None
         self.connector: Any = None
         self.sessions: Any = None
@@ -392,6 +393,7 @@ class ProxyServer:
         from mxproxy.api.app import create_app
         from mxproxy.api.context import ApiContext
         from mxproxy.auth.keyring import KeyRing
+        from mxproxy.auth.signin_limits import SignInLimiter
         from mxproxy.auth.tokens import TokenService
         from mxproxy.connectors.registry import create_connector
         from mxproxy.metrics import Metrics
@@ -421,6 +423,9 @@ class ProxyServer:
             self.azure = AzureADValidator(config.azure)
         self.provisioner = create_provisioner(config)
         self.connector = create_connector(config.mx)
+        use_store = getattr(self.connector, "use_store", None)  # [mx] tlsTrustOnFirstUse keeps pins there
+        if use_store is not None:
+            use_store(self.store)
         self.metrics = Metrics()
         ownership = self._ownership()
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
@@ -434,11 +439,13 @@ class ProxyServer:
         self.push = await self._start_push()
         await self.sessions.start()
 
+        if config.signin.enabled:
+            self.signin_limits = SignInLimiter(config.signin)
         self.context = ApiContext(
             config=config, tokens=self.tokens, azure=self.azure, provisioner=self.provisioner,
             sessions=self.sessions, store=self.store,
             push_topics=self.push_topics if self.push_topics is not None else _push_topics(config, self.push),
-            metrics=self.metrics, forwarder=self.forwarder,
+            metrics=self.metrics, signin_limits=self.signin_limits, forwarder=self.forwarder,
         )
         await self._public.start(create_app(self.context))
         if self._admin is not None:
@@ -541,7 +548,7 @@ class ProxyServer:
             except Exception:
                 log.exception("stopping MX sessions failed")
             self.sessions = None
-        for name in ("push", "forwarder", "provisioner", "azure", "connector"):
+        for name in ("push", "forwarder", "provisioner", "azure", "signin_limits", "connector"):
             part = getattr(self, name)
             closer = None
             if part is not None:

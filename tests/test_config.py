@@ -56,6 +56,13 @@ def test_missing_apps_fails_like_the_original() -> None:
         ({"mx": {"keepalive": "5m", "readDeadline": "1m"}}, "mx.readDeadline"),
         ({"logName": 5}, "logName"),
         ({"voip": {"apn": {"a.p12": 1}}}, 'voip.apn."a.p12"'),
+        ({"signin": {"perUser": "lots"}}, "signin.perUser"),
+        ({"signin": {"perClient": "10 per fortnight"}}, "signin.perClient"),
+        ({"signin": {"failureCost": 0}}, "signin.failureCost"),
+        ({"signin": {"storage": "memcached://x"}}, "signin.storage"),
+        ({"signin": {"enabled": "no"}}, "signin.enabled"),
+        ({"server": {"trustedProxies": ["*"]}}, "server.trustedProxies"),
+        ({"server": {"trustedProxies": ["10.0.0.0/33"]}}, "server.trustedProxies"),
     ],
 )
 def test_bad_value_names_the_key(data: dict, key: str) -> None:
@@ -84,6 +91,15 @@ def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
     with pytest.raises(ConfigError):
         load_config(write(tmp_path, "[apps\n"))
+
+
+def test_signin_limits_and_trusted_proxies_are_read_and_normalised() -> None:
+    cfg = parse_config({"apps": {"c": "s"}, "signin": {"perUser": "5/minute;20/hour", "storage": "redis://r:6379/1"},
+                        "server": {"trustedProxies": ["10.1.2.3/8", "::1", "192.0.2.1"]}})
+    assert (cfg.signin.per_user, cfg.signin.storage, cfg.signin.failure_cost) == ("5/minute;20/hour",
+                                                                                  "redis://r:6379/1", 5)
+    assert cfg.server.trusted_proxies == ("10.0.0.0/8", "::1", "192.0.2.1")
+    assert parse_config({"apps": {"c": "s"}}).signin.enabled  # on by default
 
 
 def test_fingerprint_is_normalised() -> None:

@@ -19,12 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mxproxy import SERVER_NAME
 from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
+from mxproxy.api.idempotency import IdempotencyCache
 from mxproxy.api.observe import ObserveMiddleware
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
@@ -89,6 +91,10 @@ ROUTES: list[Route] = [
 
 def create_app(ctx: ApiContext) -> Starlette:
     middleware = [Middleware(ServerHeaderMiddleware)]
+    if ctx.config.server.trusted_proxies:
+        # the client address is the peer's, unless the peer is a configured proxy: then the last
+        # X-Forwarded-For entry that is not one of them (uvicorn's own reading of the header)
+        middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(ctx.config.server.trusted_proxies)))
     if ctx.metrics is not None:
         # outermost but the Server header: counts what the client got, error-handler answers too
         middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="public"))
@@ -100,4 +106,5 @@ def create_app(ctx: ApiContext) -> Starlette:
         exception_handlers=exception_handlers(),
     )
     app.state.ctx = ctx
+    app.state.idempotency = IdempotencyCache(ctx.config.server.idempotency_ttl, ctx.config.server.idempotency_keys)
     return app

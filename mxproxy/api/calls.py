@@ -13,6 +13,7 @@ from starlette.responses import Response
 from mxproxy.api.auth import current_session
 from mxproxy.api.bodies import Field, parse_int_text, read_fields
 from mxproxy.api.errors import ApiError
+from mxproxy.api.idempotency import idempotent, idempotently
 from mxproxy.api.render import call_log_json, json_response, no_content
 from mxproxy.connectors.base import CallMode, Event
 from mxproxy.eventjson import event_json
@@ -109,6 +110,7 @@ async def set_call_mode(request: Request) -> Response:
     )
 
 
+@idempotent
 async def make_call(request: Request) -> Response:
     session = await current_session(request)
     body = await read_fields(request, [Field("from"), Field("to"), Field("device")])
@@ -199,7 +201,7 @@ async def call_route(request: Request) -> Response:
     if request.method == "PUT":
         return await answer_call(request, call_id)
     if request.method == "POST":
-        return await transfer_call(request, call_id)
+        return await idempotently(request, lambda: transfer_call(request, call_id))
     return await clear_call(request, call_id)
 
 
@@ -241,6 +243,7 @@ async def record_stop(request: Request) -> Response:
     return await _recording(request, False)
 
 
+@idempotent
 async def conference_from_call(request: Request) -> Response:
     call_id = parse_call_id(request.path_params["id"])
     body = await read_fields(request, [Field("ownerCallId", "id")])

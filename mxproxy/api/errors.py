@@ -17,8 +17,10 @@ from starlette.responses import Response
 
 from mxproxy.api.render import json_response
 from mxproxy.auth.errors import AuthError, AzureUnavailable, InvalidToken, Unauthorized
+from mxproxy.auth.signin_limits import SignInThrottled
 from mxproxy.connectors.errors import (
     CSTAError,
+    MXAnswerTooLarge,
     MXBadRequest,
     MXConnectionFailed,
     MXError,
@@ -97,6 +99,8 @@ def response_for(exc: BaseException) -> Response:
         return error_response(401, _message(exc, "unauthorized"), BASIC_CHALLENGE)
     if isinstance(exc, AzureUnavailable):
         return error_response(503, _message(exc, "azure ad signing keys unavailable"))
+    if isinstance(exc, SignInThrottled):
+        return error_response(429, exc.message, {**exc.quota.headers(), "Retry-After": str(exc.retry_after)})
     if isinstance(exc, AuthError):
         # Forbidden, BadClientCredentials, AzureTokenRejected, …: the class carries its status
         status = int(getattr(exc, "status", 403) or 403)
@@ -128,6 +132,8 @@ def _mx_error_response(exc: MXError) -> Response:
         return error_response(501, _message(exc, "not supported"))
     if isinstance(exc, MXBadRequest):
         return error_response(400, _message(exc, "bad request"))
+    if isinstance(exc, MXAnswerTooLarge):
+        return error_response(502, _message(exc, "mx answer too large"))
     if isinstance(exc, (MXSessionEnded, MXConnectionFailed)):
         return error_response(503, _message(exc, "mx connection lost"), {"Retry-After": str(RETRY_AFTER_SECONDS)})
     return error_response(503, _message(exc, "mx unavailable"))
