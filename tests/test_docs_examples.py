@@ -6,7 +6,7 @@ Lines run in document order after the demo's sign-in and device-token registrati
 repeated after a documented sign-out (so it does not break the next example). Hosts are the documented defaults, mapped
 to the demo's ports: ``localhost:8043`` the admin API, ``localhost:8000`` the public API and
 ``$C`` the simulator's control API (docs/simulator.md). An inline example with an elision (``…``)
-is prose, not a command; a fenced one must be complete.
+or a placeholder (``<host:port>``) is a template, not a command; a fenced one must be complete.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def documented_commands(path: Path) -> list[str]:
                 assert all("…" not in c for c in found), f"{path.name}: elided command in a code block: {line}"
                 commands += found
     prose = FENCE.sub("", text)
-    # inline code is an example only when complete: no elision, and a URL (`curl -d` is prose)
-    commands += [c for c in INLINE.findall(prose) if "…" not in c and re.search(r"\s[^-\s]\S*[/:]", c)]
+    # inline code is an example only when complete: no elision or <placeholder>, and a URL
+    # (`curl -d` is prose)
+    commands += [c for c in INLINE.findall(prose)
+                 if "…" not in c and not re.search(r"<[^>\s]+>", c) and re.search(r"\s[^-\s]\S*[/:]", c)]
     return commands
 
 
