@@ -11,12 +11,12 @@ from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
-from mxproxy.api.forwarding import buffered_body, is_forwarded
+from mxproxy.api.forwarding import buffered_body, is_forwarded, signed_out
 from mxproxy.api.render import json_response
 from mxproxy.auth.clients import check_client
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.auth.signin_limits import SignInThrottled
-from mxproxy.sessions.errors import ServedElsewhere
+from mxproxy.sessions.errors import NotSignedIn, ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -53,6 +53,8 @@ async def current_session(request: Request) -> "UserSession":
     if cached is not None:
         return cached
     login = await current_login(request)
+    if signed_out(request):  # cluster: no instance runs this user, and none will (401, not 503)
+        raise NotSignedIn()
     session = context(request).sessions.get(login)
     request.state.user_session = session
     return session
