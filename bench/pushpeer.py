@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mxproxy.simulator import Fixture, Quirks, SimUser, Simulator  # noqa: E402
 from mxproxy.simulator import messages as sim_messages  # noqa: E402
-from tests.push.apns_server import LocalAPNs  # noqa: E402
-from tests.push.certs import make_ca, make_push_p12, make_server_cert, make_service_account  # noqa: E402
-from tests.push.fcm_server import LocalFCM  # noqa: E402
+from mxproxy.localpush.apns import LocalAPNs  # noqa: E402
+from mxproxy.localpush.pki import make_ca, make_push_p12, make_server_cert, make_service_account  # noqa: E402
+from mxproxy.localpush.fcm import LocalFCM  # noqa: E402
 
 BUNDLE = "com.example.phone"
 FCM_APP = "com.example.phone"

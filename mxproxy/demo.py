@@ -12,7 +12,9 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import logging
+import secrets
 import shlex
 import signal
 import sys
@@ -31,8 +33,15 @@ DEMO_CLIENT_SECRET = "Mmx0OlWEDIDhPGgGpLQFxBwpCSPp9IIY"
 DEMO_USERNAME = "dmitrys@xyzrd.com"
 DEMO_PASSWORD = "78561"
 DEMO_EXT = "3095"  # Dmitry Sedykh, the README's signed-in user
-DEMO_APN_TOPIC = "com.connector73.vialer.voip"
+DEMO_APN_BUNDLE = "com.connector73.vialer"
+DEMO_APN_TOPIC = f"{DEMO_APN_BUNDLE}.voip"
 DEMO_APN_TOKEN = "7C179108B7BF759DED2D9CBED7969DE6623D34E200E46387E7D713917E0F3EB8"
+DEMO_FCM_APP = "vialer-android"
+DEMO_FCM_PROJECT = "mxproxy-demo"
+DEMO_FCM_TOKEN = "demo-fcm-registration-token-3095"
+#: How the demo's local provider sinks label what they print: they are not Apple's or Google's.
+APNS_SINK_LABEL = "[demo APNs sink on 127.0.0.1, not Apple]"
+FCM_SINK_LABEL = "[demo FCM sink on 127.0.0.1, not Google]"
 TOKEN_VAR = "$TOKEN"
 
 
@@ -70,6 +79,57 @@ class DemoRequest:
             extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
             return f"TOKEN=$({command} | {extract}); echo $TOKEN"
         return command
+
+
+    @classmethod
+    def from_curl(cls, command: str, title: str = "") -> "DemoRequest":
+        """The request a ``curl`` command line sends (the inverse of ``curl()``), for the flags the
+        README and docs use: ``-s``/``-S``, ``-X``, ``-H``, ``-d``/``--data``/``--data-raw`` (curl's
+        form Content-Type unless a header sets one), ``-u user:password``, ``-o``. A URL without a
+        scheme is http, as curl takes it. Anything else is a ValueError naming it."""
+        words = shlex.split(command)
+        if not words or words[0] != "curl":
+            raise ValueError(f"not a curl command: {command!r}")
+        method: str | None = None
+        headers: dict[str, str] = {}
+        body: str | None = None
+        output: str | None = None
+        url: str | None = None
+        words_left = iter(words[1:])
+
+        def value(flag: str) -> str:
+            try:
+                return next(words_left)
+            except StopIteration:
+                raise ValueError(f"curl flag {flag} needs a value: {command!r}") from None
+
+        for word in words_left:
+            if word in ("-s", "-S", "-sS", "-Ss"):
+                continue
+            if word == "-X":
+                method = value(word)
+            elif word == "-H":
+                name, _, text = value(word).partition(":")
+                headers[name.strip()] = text.strip()
+            elif word in ("-d", "--data", "--data-raw"):
+                body = value(word)
+            elif word == "-u":
+                user, _, password = value(word).partition(":")
+                headers["Authorization"] = basic(user, password)
+            elif word == "-o":
+                output = value(word)
+            elif word.startswith("-"):
+                raise ValueError(f"curl flag {word!r} is not supported here: {command!r}")
+            elif url is None:
+                url = word if "://" in word else f"http://{word}"
+            else:
+                raise ValueError(f"more than one URL in {command!r}")
+        if url is None:
+            raise ValueError(f"no URL in {command!r}")
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/x-www-form-urlencoded"  # what curl -d sends
+        method = method or ("POST" if body is not None else "GET")
+        return cls(title or command, method, url, headers=headers, body=body, output=output)
 
 
 def basic(client_id: str, secret: str) -> str:
@@ -118,7 +178,7 @@ DEMO_SCRYPT_N = 2**8
 
 
 def demo_config_data(fixture: Any, mx_port: int, *, db: str, log_name: str,
-                     port: str, admin: str) -> dict[str, Any]:
+                     port: str, admin: str, push: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A complete config (as parsed TOML) pointing a static provisioning table at the simulator."""
     from mxproxy.provisioning import hash_password
 
@@ -146,7 +206,66 @@ def demo_config_data(fixture: Any, mx_port: int, *, db: str, log_name: str,
         "server": {"port": port, "admin": admin, "db": db},
         "mx": {"connectTimeout": "5s", "responseTimeout": "5s", "reconnectMin": "500ms", "reconnectMax": "5s"},
         "static": static,
+        **(push or {}),
     }
+
+
+class PushSinks:
+    """The demo's local APNs and FCM (``mxproxy.localpush``, loopback only) and the ``[voip]`` /
+    ``[push]`` config pointing the proxy at them; every push they receive becomes a printed line."""
+
+    def __init__(self, folder: Path, show: Any) -> None:
+        self.folder = folder
+        self.show = show  # called with each printable line
+        self.apns: Any = None
+        self.fcm: Any = None
+
+    async def start(self) -> None:
+        from mxproxy.localpush.apns import LocalAPNs
+        from mxproxy.localpush.fcm import LocalFCM
+        from mxproxy.localpush.pki import make_ca, make_p8, make_server_cert, make_service_account
+
+        ca = make_ca()
+        cert, key = make_server_cert(ca, self.folder)
+        self.ca_file = ca.write(self.folder / "demo-push-ca.pem")
+        make_p8(self.folder / "AuthKey_DEMO000001.p8")
+        self.apns = await LocalAPNs(str(cert), str(key), on_push=self._apns_push).start()
+        self.fcm = LocalFCM(on_send=self._fcm_send)
+        self.fcm.reserve_port()
+        account = make_service_account(self.folder / "demo-service-account.json", self.fcm.token_uri, DEMO_FCM_PROJECT)
+        self.fcm.public_keys[f"push@{DEMO_FCM_PROJECT}.iam.gserviceaccount.com"] = account.public_key()
+        await self.fcm.start()
+
+    async def stop(self) -> None:
+        if self.fcm is not None:
+            await self.fcm.stop()
+        if self.apns is not None:
+            await self.apns.stop()
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "voip": {
+                "apnToken": {"keyFile": "AuthKey_DEMO000001.p8", "keyId": "DEMO000001", "teamId": "DEMOTEAM01",
+                             "topics": [DEMO_APN_BUNDLE]},
+                "fcm": {DEMO_FCM_APP: "demo-service-account.json"},
+            },
+            "push": {
+                "apns": {"production": self.apns.endpoint, "development": self.apns.endpoint,
+                         "caFile": str(self.ca_file)},
+                "fcm": {"sendURL": self.fcm.send_url},
+            },
+        }
+
+    def _apns_push(self, request: Any) -> None:
+        kind = request.headers.get("apns-push-type", "?")
+        self.show(f"{APNS_SINK_LABEL} {kind} push to device {request.token[:8]}… "
+                  f"(apns-topic {request.headers.get('apns-topic', '')}): {request.body.decode(errors='replace')}")
+
+    def _fcm_send(self, request: Any) -> None:
+        message = request.message
+        android = message.get("android", {})
+        self.show(f"{FCM_SINK_LABEL} {android.get('priority', '?')}-priority message to device "
+                  f"{str(message.get('token', ''))[:8]}…: {json.dumps(message.get('data', {}), ensure_ascii=False)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +286,9 @@ class Demo:
         self.proxy: Any = None
         self.fixture: Any = None
         self.proxy_error: str | None = None
+        self.sinks: PushSinks | None = None
+        self.pushes: list[str] = []  # what the push sinks received, as printed
+        self.echo = False  # print each push as it arrives (``mxproxy demo``; tests read ``pushes``)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     async def start(self) -> None:
@@ -191,21 +313,24 @@ class Demo:
 
         self._tmp = tempfile.TemporaryDirectory(prefix="mxproxy-demo-")
         base = Path(self._tmp.name)
+        self.sinks = PushSinks(base, self._show_push)
+        await self.sinks.start()
         db = self.db or str(base / "mxproxy.db")
         data = demo_config_data(self.fixture, self.simulator.port, db=db, log_name=str(base / "mxproxy.log"),
-                                port=self.port, admin=self.admin)
+                                port=self.port, admin=self.admin, push=self.sinks.config())
+        if self.db is None:  # a throw-away store: a throw-away key (no "store key beside the db" warning)
+            data["server"]["storeKey"] = secrets.token_urlsafe(32)
         config = parse_config(data, base_dir=base)
         # the demo's passwords are printed on the screen: a bare port binds loopback only
         public = parse_listen(self.port, 8000, LOOPBACK, key="--port")
         admin = admin_listen(self.admin, config.server.admin_token)
-        # No APNs/FCM credentials in the demo: accept registrations for the README's topic so the
-        # token commands work (they show up in the admin API), nothing is delivered.
-        from mxproxy.push.topics import PushTopics
-
-        topics = PushTopics.of(apn=[(DEMO_APN_TOPIC, False), (DEMO_APN_TOPIC, True)])
-        self.proxy = ProxyServer(config, public=public, admin=admin, admin_enabled=admin is not None, db=db,
-                                 push_topics=topics)
+        self.proxy = ProxyServer(config, public=public, admin=admin, admin_enabled=admin is not None, db=db)
         await self.proxy.start()
+
+    def _show_push(self, line: str) -> None:
+        self.pushes.append(line)
+        if self.echo:
+            print(line, flush=True)
 
     async def stop(self) -> None:
         if self.proxy is not None:
@@ -214,6 +339,9 @@ class Demo:
         if self.simulator is not None:
             await self.simulator.stop()
             self.simulator = None
+        if self.sinks is not None:
+            await self.sinks.stop()
+            self.sinks = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -264,10 +392,15 @@ class Demo:
             "Register an APNs VoIP device token", "PUT", f"{api}/tokens/apn/{DEMO_APN_TOPIC}/{DEMO_APN_TOKEN}",
             headers=BEARER,
         ))
+        requests.append(DemoRequest(
+            "Register an FCM (Android) device token", "PUT", f"{api}/tokens/fcm/{DEMO_FCM_APP}/{DEMO_FCM_TOKEN}",
+            headers=BEARER,
+        ))
         if self.simulator is not None and self.simulator.control_url:
             ext = _attr(user, "ext", default="3044")
             requests.append(DemoRequest(
-                "Make the MX ring the demo user (simulator control API)", "POST",
+                "Make the MX ring the demo user (simulator control API): the pushes the phones get print below",
+                "POST",
                 f"{self.simulator.control_url}/calls",
                 headers={"Content-Type": "application/json"},
                 body='{"to": "%s", "from": "3044", "name": "Peter Hyde"}' % ext,
@@ -284,7 +417,11 @@ class Demo:
             accounts = ", ".join(f"{_attr(u, 'login')}/{_attr(u, 'password')}" for u in self.fixture.users)
             lines.append(f"MX accounts (login/password): {accounts}")
             return "\n".join(lines)
-        lines.append(f"mxproxy: public API {self.api_url}")
+        lines.append(f"mxproxy: public API {self.api_url} (API documentation: {self.api_url}/docs)")
+        if self.sinks is not None:
+            lines.append(f"push sinks (demo only, loopback, nothing leaves this machine): APNs {self.sinks.apns.endpoint}, "
+                         f"FCM {self.sinks.fcm.base_url}; each push they get is printed, labelled "
+                         f"{APNS_SINK_LABEL} / {FCM_SINK_LABEL}")
         lines.append(f"demo account: {DEMO_USERNAME} / {DEMO_PASSWORD}, "
                      f"OAuth2 client {DEMO_CLIENT_ID}:{DEMO_CLIENT_SECRET}")
         lines.append("")
@@ -309,6 +446,7 @@ async def run_demo(demo: Demo) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
+        demo.echo = True
         await demo.start()
         print(demo.instructions(), flush=True)
         await stop.wait()

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mxproxy.demo import DEMO_PASSWORD, DEMO_USERNAME, Demo, DemoRequest
+from mxproxy.demo import APNS_SINK_LABEL, DEMO_PASSWORD, DEMO_USERNAME, FCM_SINK_LABEL, Demo, DemoRequest
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -77,6 +78,17 @@ async def test_printed_requests_succeed_against_the_demo(demo: Demo, tmp_path: P
             elif request.url.endswith("/contacts"):
                 assert response.json()  # the README's people
     assert (tmp_path / "vm.wav").read_bytes()[:4] == b"RIFF"
+
+    # the printed ring reached both registered phones through the demo's local push sinks
+    await eventually(lambda: len(demo.pushes) >= 2, "the ring's pushes at the demo sinks")
+    apns_line = next(line for line in demo.pushes if line.startswith(APNS_SINK_LABEL))
+    fcm_line = next(line for line in demo.pushes if line.startswith(FCM_SINK_LABEL))
+    assert "voip push to device 7C179108" in apns_line and "apns-topic com.connector73.vialer.voip" in apns_line
+    assert '"type":"Delivered"' in apns_line and '"callingDevice":"3044"' in apns_line
+    assert "high-priority message" in fcm_line and '"type": "Delivered"' in fcm_line
+    assert "not Apple" in APNS_SINK_LABEL and "not Google" in FCM_SINK_LABEL and "127.0.0.1" in APNS_SINK_LABEL
+    assert demo.sinks is not None and demo.sinks.apns.endpoint.startswith("127.0.0.1:")
+    assert f"{demo.api_url}/docs" in text and "push sinks (demo only" in text
 
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="needs curl and bash")

@@ -21,10 +21,9 @@ from mxproxy.provisioning import URLProvisioner
 from mxproxy.push.apns import ApnsSender
 from mxproxy.push.fcm import FcmSender
 from mxproxy.store.base import DeviceToken
-from tests.push.apns_server import LocalAPNs
-from tests.push.certs import make_service_account
-from tests.push.conftest import APP, BUNDLE, PROJECT, apns, pki, push_config, soon  # noqa: F401 - fixtures
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.apns import LocalAPNs
+from tests.push.conftest import APP, BUNDLE, apns, pki, push_config, soon, start_fcm  # noqa: F401 - fixtures
+from mxproxy.localpush.fcm import LocalFCM
 from tests.test_provisioning import GOOD_MX, ProvisioningPeer, peer, peer_server  # noqa: F401 - fixtures
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
@@ -50,11 +49,7 @@ def hostile_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def fcm_tls(tmp_path: Path, pki: dict[str, Any]) -> AsyncIterator[LocalFCM]:  # noqa: F811
-    server = LocalFCM(tls=(str(pki["server_cert"]), str(pki["server_key"])))
-    server.reserve_port()
-    key = make_service_account(tmp_path / "service-account.json", server.token_uri, PROJECT)
-    server.public_keys[f"push@{PROJECT}.iam.gserviceaccount.com"] = key.public_key()
-    await server.start()
+    server = await start_fcm(tmp_path, tls=(str(pki["server_cert"]), str(pki["server_key"])))
     yield server
     await server.stop()
 

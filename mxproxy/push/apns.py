@@ -45,6 +45,7 @@ from h2.exceptions import FlowControlError, NoAvailableStreamIDError, ProtocolEr
 from mxproxy import outbound
 from mxproxy.config import PushConfig, VoipConfig
 from mxproxy.push.certificates import ApnsCertificate, ApnsSigningKey, CredentialError, load_p8, load_p12
+from mxproxy.push.topics import VOIP_SUFFIX, apns_bundle
 from mxproxy.push.results import (
     NO_CREDENTIALS,
     REJECTED,
@@ -78,8 +79,8 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
 def apns_topic(topic: str, kind: str) -> str:
     """The ``apns-topic`` header: VoIP pushes go to ``<bundle>.voip``, alerts to the bare bundle,
     whichever of the two forms the token was registered under."""
-    bundle = topic[: -len(".voip")] if topic.endswith(".voip") else topic
-    return f"{bundle}.voip" if kind == "voip" else bundle
+    bundle = apns_bundle(topic)
+    return f"{bundle}{VOIP_SUFFIX}" if kind == "voip" else bundle
 
 
 def payload_limit(kind: str) -> int:
@@ -311,7 +312,8 @@ class ApnsSender(Sender):
                 self._problem(f'voip.apn."{file}": {exc}')
                 continue
             self.certificates.append(cert)
-            for pair in cert.topics:
+            for topic, sandbox in cert.topics:
+                pair = (apns_bundle(topic), sandbox)
                 if pair in self._credentials:
                     log.warning("APNs topic %s%s is in more than one certificate; using %s", pair[0], "~" if pair[1] else "", file)
                 self._credentials[pair] = cert
@@ -329,9 +331,9 @@ class ApnsSender(Sender):
             self._problem(f"voip.apnToken.keyFile: {exc}")
             return
         self.signing_key = key
-        for topic in key.topics:  # token auth wins over a certificate for the same topic
-            self._credentials[(topic, False)] = key
-            self._credentials[(topic, True)] = key
+        for topic in key.topics:  # token auth wins over a certificate for the same app
+            self._credentials[(apns_bundle(topic), False)] = key
+            self._credentials[(apns_bundle(topic), True)] = key
         log.info("APNs token auth: key %s, team %s, topics %s", key.key_id, key.team_id, ", ".join(key.topics))
 
     def _problem(self, message: str) -> None:
@@ -340,11 +342,13 @@ class ApnsSender(Sender):
 
     @property
     def topics(self) -> frozenset[tuple[str, bool]]:
-        """Every (topic, sandbox) a device token may be registered under (spec §7.7)."""
+        """Every (bundle, sandbox) with a credential; a device token may be registered under the
+        bundle or ``<bundle>.voip`` (spec §7.7, ``apns_bundle``)."""
         return frozenset(self._credentials)
 
     def credential_for(self, topic: str, sandbox: bool) -> _Credential | None:
-        return self._credentials.get((topic, sandbox))
+        """The credential for the app behind ``topic`` (a certificate's or a key's topic form)."""
+        return self._credentials.get((apns_bundle(topic), sandbox))
 
     # pools -------------------------------------------------------------------------------
     def _settings(self, sandbox: bool) -> _ConnectionSettings:

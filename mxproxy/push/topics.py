@@ -11,6 +11,17 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+VOIP_SUFFIX = ".voip"
+
+
+def apns_bundle(topic: str) -> str:
+    """The app's bundle id behind an APNs topic: ``com.x.phone.voip`` and ``com.x.phone`` are one
+    app. A VoIP certificate's topic (its UID) is ``<bundle>.voip``; a .p8 key lists bare bundle
+    ids. Credentials and stored device tokens are matched by bundle, so tokens registered under a
+    certificate's topic keep working when the app moves to a .p8 key, and back (docs/push.md)."""
+    return topic[: -len(VOIP_SUFFIX)] if topic.endswith(VOIP_SUFFIX) else topic
+
+
 # APNs device tokens are hex (32 bytes today; Apple says the length may grow). FCM registration
 # tokens are URL-safe base64-ish with ':' separators. The original only checked length >= 20.
 _TOKEN_SHAPES = {
@@ -27,18 +38,20 @@ def token_shape_ok(kind: str, token: str) -> bool:
 
 @dataclass(frozen=True)
 class PushTopics:
-    """``apn`` holds ``(topic, sandbox)`` pairs; ``fcm`` holds FCM application ids."""
+    """``apn`` holds ``(bundle, sandbox)`` pairs (``apns_bundle`` of each topic); ``fcm`` holds
+    FCM application ids."""
 
     apn: frozenset[tuple[str, bool]] = frozenset()
     fcm: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, apn: Iterable[tuple[str, bool]] = (), fcm: Iterable[str] = ()) -> "PushTopics":
-        return cls(apn=frozenset((str(t), bool(s)) for t, s in apn), fcm=frozenset(fcm))
+        return cls(apn=frozenset((apns_bundle(str(t)), bool(s)) for t, s in apn), fcm=frozenset(fcm))
 
     def apn_ok(self, topic: str, sandbox: bool) -> bool:
-        """True when an APNs sender for ``topic`` in that environment (sandbox or production) exists."""
-        return (topic, sandbox) in self.apn
+        """True when an APNs credential for ``topic``'s app in that environment (sandbox or
+        production) exists; ``<bundle>`` and ``<bundle>.voip`` are the same app."""
+        return (apns_bundle(topic), sandbox) in self.apn
 
     def fcm_ok(self, app_id: str) -> bool:
         return app_id in self.fcm

@@ -11,7 +11,7 @@ import pytest
 
 from mxproxy.store.base import DeviceToken
 from tests.admin.conftest import AdminHarness, build_admin
-from tests.push.apns_server import LocalAPNs
+from mxproxy.localpush.apns import LocalAPNs
 from tests.push.conftest import BUNDLE, apns, pki, push_config  # noqa: F401 - fixtures
 
 GOOD = "a1" * 32

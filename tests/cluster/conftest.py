@@ -9,8 +9,8 @@ import pytest
 
 from mxproxy.simulator import Fixture
 from tests.cluster.harness import ClusterRig, create_database, drop_database
-from tests.push.certs import make_service_account
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.pki import make_service_account
+from mxproxy.localpush.fcm import LocalFCM
 from tests.store.conftest import postgres_dsn
 
 PROJECT = "mx-test-project"

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 import httpx
 
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 
 CLIENT = ("clusterapp", "cluster-app-secret-1")
 APP = "com.example.phone"

@@ -11,15 +11,15 @@ import pytest
 from mxproxy.config import Config, parse_config
 from mxproxy.push.results import PushKind, PushResult, Sender
 from mxproxy.store.base import DeviceToken
-from tests.push.apns_server import LocalAPNs
-from tests.push.certs import (
+from mxproxy.localpush.apns import LocalAPNs
+from mxproxy.localpush.pki import (
     TestCA,
     make_ca,
     make_push_p12,
     make_server_cert,
     make_service_account,
 )
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 
 BUNDLE = "com.example.phone"
 APP = "com.example.phone"  # FCM app id
@@ -49,13 +49,18 @@ async def apns(pki: dict[str, Any]) -> AsyncIterator[LocalAPNs]:
     await server.stop()
 
 
+async def start_fcm(folder: Path, tls: tuple[str, str] | None = None) -> LocalFCM:
+    """A local FCM (HTTPS with ``tls``) and ``folder/service-account.json`` whose token URI is it."""
+    server = LocalFCM(tls=tls)
+    server.reserve_port()
+    key = make_service_account(folder / "service-account.json", server.token_uri, PROJECT)
+    server.public_keys[f"push@{PROJECT}.iam.gserviceaccount.com"] = key.public_key()
+    return await server.start()
+
+
 @pytest.fixture
 async def fcm(tmp_path: Path) -> AsyncIterator[LocalFCM]:
-    server = LocalFCM()
-    server.reserve_port()
-    key = make_service_account(tmp_path / "service-account.json", server.token_uri, PROJECT)
-    server.public_keys[f"push@{PROJECT}.iam.gserviceaccount.com"] = key.public_key()
-    await server.start()
+    server = await start_fcm(tmp_path)
     yield server
     await server.stop()
 

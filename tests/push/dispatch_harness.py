@@ -19,9 +19,9 @@ from mxproxy.provisioning import ProvisionedAccount
 from mxproxy.push.dispatcher import PushDispatcher, create_dispatcher
 from mxproxy.sessions import SessionManager, SessionOptions
 from mxproxy.store.base import DeviceToken, Store, UserRecord
-from tests.push.apns_server import LocalAPNs
+from mxproxy.localpush.apns import LocalAPNs
 from tests.push.conftest import APP, BUNDLE, push_config
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 
 USER, PASSWORD, EXT = "dmitrys", "78561", "3095"  # demo fixture (docs/simulator.md)
 

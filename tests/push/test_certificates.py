@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mxproxy.push.certificates import CredentialError, load_p12
-from tests.push.certs import make_ca, make_push_p12
+from mxproxy.localpush.pki import make_ca, make_push_p12
 
 ORIGINALS = Path(__file__).resolve().parent.parent / "upgrade" / "fixtures"
 BUNDLE = "com.example.phone"

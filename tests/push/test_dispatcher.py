@@ -21,7 +21,7 @@ from mxproxy.push.dispatcher import (
 from mxproxy.push.results import PushResult
 from mxproxy.sessions import SessionManager
 from mxproxy.store.base import DeviceToken
-from tests.push.certs import make_push_p12
+from mxproxy.localpush.pki import make_push_p12
 from tests.push.conftest import APP, BUNDLE
 from tests.push.dispatch_harness import (  # noqa: F401 - fixtures
     EXT,

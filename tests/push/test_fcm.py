@@ -11,7 +11,7 @@ from mxproxy.push import results
 from mxproxy.push.fcm import FcmSender, data_payload, fcm_key, fcm_value
 from mxproxy.store.base import DeviceToken
 from tests.push.conftest import APP, PROJECT, push_config, send_once, soon
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 
 MAIL = {
     "type": "MailIncoming", "from": "3044", "fromName": "Peter Hyde", "callerName": "Peter Hyde", "to": "3095",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.push.certs import make_ca, make_push_p12
+from mxproxy.localpush.pki import make_ca, make_push_p12
 from tests.store.conftest import backend, postgres_backend, sqlite_backend, store  # noqa: F401 - fixtures
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,10 +15,10 @@ import pytest
 
 from mxproxy.simulator import Fixture, Simulator, SimUser
 from mxproxy.upgrade.bbolt import read_bolt_file
-from tests.push.apns_server import LocalAPNs
-from tests.push.certs import make_push_p12
+from mxproxy.localpush.apns import LocalAPNs
+from mxproxy.localpush.pki import make_push_p12
 from tests.push.conftest import apns, fcm, pki  # noqa: F401 - fixtures
-from tests.push.fcm_server import LocalFCM
+from mxproxy.localpush.fcm import LocalFCM
 from tests.test_server import ServeProcess
 from tests.upgrade.conftest import BUNDLE, fixture_db
 from tests.waiting import eventually

@@ -27,7 +27,7 @@ import json
 import socket
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import jwt
 import uvicorn
@@ -70,6 +70,7 @@ class LocalFCM:
     token_requests: int = 0
     port: int = 0
     tls: tuple[str, str] | None = None  # (certificate PEM, key PEM): serve HTTPS instead of HTTP
+    on_send: Callable[[SendRequest], None] | None = None  # called with every send request
     _issued: set[str] = field(default_factory=set)
     _seen: dict[str, int] = field(default_factory=dict)
     _server: uvicorn.Server | None = None
@@ -144,7 +145,10 @@ class LocalFCM:
         if not auth.startswith("Bearer ") or auth[7:] not in self._issued:
             return _error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
         body = json.loads(await request.body())
-        self.sends.append(SendRequest(request.path_params["project"], dict(request.headers), body))
+        sent = SendRequest(request.path_params["project"], dict(request.headers), body)
+        self.sends.append(sent)
+        if self.on_send is not None:
+            self.on_send(sent)
         token = body.get("message", {}).get("token", "")
         if token.startswith("hang"):
             await self._stopping.wait()

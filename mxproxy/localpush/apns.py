@@ -28,6 +28,7 @@ import json
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -75,6 +76,7 @@ class LocalAPNs:
     key_file: str
     client_ca: str | None = None  # verify (optional) client certificates against this CA
     requests: list[ApnsRequest] = field(default_factory=list)
+    on_push: Callable[[ApnsRequest], None] | None = None  # called with every request received
     connections: int = 0
     pings: int = 0
     port: int = 0
@@ -172,7 +174,10 @@ class _Connection(asyncio.Protocol):
         headers, body = self.streams.pop(stream_id)
         path = headers.get(":path", "")
         token = path.rsplit("/", 1)[-1]
-        self.server.requests.append(ApnsRequest(path, token, headers, bytes(body), self.client_uid, self.number))
+        request = ApnsRequest(path, token, headers, bytes(body), self.client_uid, self.number)
+        self.server.requests.append(request)
+        if self.server.on_push is not None:
+            self.server.on_push(request)
         answer = self.server.outcome(token)
         if answer is None:
             return
