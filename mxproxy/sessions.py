@@ -23,7 +23,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from mxproxy.callcache import DEFAULT_CALL_TTL, CallInfoCache
 from mxproxy.config import Config
@@ -51,6 +51,7 @@ from mxproxy.store.base import Store, StoreError, UserRecord
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, Event], None]
+R = TypeVar("R")
 
 DEFAULT_DIRECTORY_TTL = 60.0
 DEFAULT_CALL_LOG_TTL = 30.0
@@ -159,8 +160,9 @@ class SessionStats:
 class UserSession:
     """What an API handler borrows for one request: the live MX session of one user.
 
-    A new view is handed out by every ``get``; ``mx`` stays the session that was live then (if it
-    dies mid-request its calls raise the connector's errors). ``calls`` and ``recordings`` belong
+    Handlers must not change it (``get`` hands the same view out again while the MX session is the
+    same); ``mx`` stays the session that was live then (if it dies mid-request its calls raise the
+    connector's errors). ``calls`` and ``recordings`` belong
     to the user and survive reconnects."""
 
     login: str
@@ -170,6 +172,8 @@ class UserSession:
     recordings: RecordingList
     directory_cache: DirectoryCache = field(repr=False)
     call_log_cache: CallLogCache = field(repr=False)
+    # what the API rendered from this view (the GET /auth answer), reused while the view is
+    rendered: dict[str, Any] = field(default_factory=dict, repr=False)
 
     async def directory(self) -> list[Contact]:
         """The MX address book, from the per-MX cache (one fetch for concurrent misses), kept
@@ -181,6 +185,16 @@ class UserSession:
         for concurrent requests, kept until a call ends, the session reconnects or the TTL."""
         mx = self.mx
         return await self.call_log_cache.get(since, lambda: mx.call_log(since))
+
+    async def directory_as(self, render: Callable[[list[Contact]], R]) -> R:
+        """``render(directory)``, computed once per cached directory and dropped with it (the
+        pre-rendered ``GET /contacts`` answer); ``render`` must not change the list."""
+        return await self.directory_cache.get_derived(self.mx.directory, render)
+
+    async def call_log_as(self, since: int | None, render: Callable[[list[CallLogEntry]], R]) -> R:
+        """``render(call_log(since))``, computed once per cached log and dropped with it."""
+        mx = self.mx
+        return await self.call_log_cache.get_derived(since, lambda: mx.call_log(since), render)
 
     def call_log_changed(self) -> None:
         """An API operation ended a call leg: the next ``call_log`` asks the MX again (the
@@ -234,6 +248,8 @@ class _Owner:
         if session is not None:
             self._first_attempt.set_result(None)
         self.task: asyncio.Task[None] | None = None
+        self._last_view: UserSession | None = None
+        self._last_view_account: MXAccount | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -244,10 +260,20 @@ class _Owner:
         return self.task is not None and self.task.done()
 
     def view(self, session: MXSession | None = None) -> UserSession:
-        """A borrowed view of ``session`` (default: the current one)."""
+        """A borrowed view of ``session`` (default: the current one). The last one is reused
+        while session and account are the same (it holds only references to them and to the
+        owner's caches): every API request asks for one."""
         session = session if session is not None else self.session
         if session is None:
             raise SessionUnavailable(self.retry_after())
+        last = self._last_view
+        if last is not None and last.mx is session and self._last_view_account is self.account:
+            return last
+        self._last_view = self._new_view(session)
+        self._last_view_account = self.account
+        return self._last_view
+
+    def _new_view(self, session: MXSession) -> UserSession:
         info = session.login_info
         return UserSession(
             login=self.login,
