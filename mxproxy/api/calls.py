@@ -91,7 +91,8 @@ def render_call_log(entries: list[CallLogEntry]) -> RenderedJSON:
 async def call_log(request: Request) -> Response:
     """Rendered once per cached log (per user and ``timestamp``), then served as bytes."""
     session = await current_session(request)
-    since = parse_timestamp(request.query_params.get("timestamp"))
+    # no query string (the usual request): nothing to parse
+    since = parse_timestamp(request.query_params.get("timestamp")) if request.scope["query_string"] else None
     return (await session.call_log_as(since, render_call_log)).response(request)
 
 
