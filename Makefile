@@ -25,6 +25,7 @@ bench: install
 	$(PY) bench/api.py
 	$(PY) bench/push.py
 	$(PY) bench/resume.py --n 1000 --n 10000
+	$(PY) bench/import.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

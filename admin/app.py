@@ -2,7 +2,8 @@
 
 Routes: the original's listings (``/apps``, ``/connections``, ``/tokens``, ``/users`` incl.
 ``POST /users`` sign-out; README "Административный веб", spec §7.9) plus ``/sessions``,
-``/push`` (test push, dispatcher status), ``/healthz``, ``/readyz`` and ``/metrics``.
+``/cluster`` (instances and leases), ``/push`` (test push, dispatcher status), ``/healthz``, ``/readyz``
+and ``/metrics``.
 Errors are the public API's JSON (``mxproxy.api.errors``); with ``[server] adminToken`` every
 route but ``/healthz`` needs ``Authorization: Bearer <token>`` (docs/operations.md).
 """
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from admin import health, listings, push
+from admin import cluster, health, listings, push
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
 from mxproxy.api.app import edge_middleware
@@ -30,6 +31,7 @@ ROUTES: list[Route] = [
     Route("/tokens", listings.tokens, methods=["GET"]),
     Route("/users", listings.users, methods=["GET", "POST"]),
     Route("/sessions", listings.sessions, methods=["GET"]),
+    Route("/cluster", cluster.cluster, methods=["GET"]),
     Route("/push", push.push_route, methods=["GET", "POST"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),

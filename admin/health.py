@@ -53,13 +53,22 @@ async def readyz(request: Request) -> Response:
     sessions = session_summary(request)
     push = request.app.state.push
     problems: list[str] = []
+    warnings: list[str] = []
     if push is not None:
         try:
             problems = [str(p) for p in push.ready_problems()]
+            warnings = [str(w) for w in getattr(push, "ready_warnings", list)()]
         except Exception as exc:  # noqa: BLE001
             problems = [f"push dispatcher status unavailable: {type(exc).__name__}"]
     ready = store == "ok" and not problems and not (sessions["users"] and not sessions["live"])
-    body = {"status": "ok" if ready else "not ready", "store": store, "sessions": sessions, "push": problems}
+    body = {"status": "ok" if ready else "not ready", "store": store, "sessions": sessions, "push": problems,
+            "warnings": warnings}
+    ownership = getattr(context(request).sessions, "ownership", None)
+    if ownership is not None:  # a member whose lease rounds fail must leave the load balancer
+        member = ownership.ready and not ownership.leaving
+        ready = ready and member
+        body["status"] = "ok" if ready else "not ready"
+        body["cluster"] = {"instance": ownership.id, "member": member, "members": len(ownership.view.members)}
     return json_response(body, status=200 if ready else 503)
 
 

@@ -33,6 +33,13 @@ def context(request: Request) -> "ApiContext":
     return request.app.state.ctx
 
 
+async def resolve_login(request: Request, name: str) -> str | None:
+    """The stored user's MX login for ``name``, which may be the MX login or the name the user
+    signed in with (``dmitrys`` or ``dmitrys@xyzrd.com``); None when no such user is stored."""
+    user = await context(request).store.find_user(name)
+    return None if user is None else user.login
+
+
 def token_key(token: "DeviceToken") -> str:
     """``apn:<topic>[~]:<token>`` / ``fcm:<app>:<token>``: the original's bucket key (``~`` = sandbox)."""
     topic = token.topic + ("~" if token.kind == "apn" and token.sandbox else "")
@@ -46,8 +53,15 @@ async def apps(request: Request) -> Response:
 
 
 async def connections(request: Request) -> Response:
-    """Logins with a live MX session, sorted (``[]`` rather than the original's ``null``)."""
-    return json_response({"connections": context(request).sessions.live_logins()})
+    """Logins with a live MX session, sorted (``[]`` rather than the original's ``null``); in a
+    cluster, those of this instance, which ``instance`` names."""
+    manager = context(request).sessions
+    return json_response({"connections": manager.live_logins(), **_instance(manager)})
+
+
+def _instance(manager: Any) -> dict[str, str]:
+    ownership = getattr(manager, "ownership", None)
+    return {"instance": ownership.id} if ownership is not None else {}
 
 
 async def tokens(request: Request) -> Response:
@@ -69,12 +83,14 @@ async def list_users(request: Request) -> Response:
 
 async def logout_user(request: Request) -> Response:
     """Close the user's MX session (``<logout/>``), delete them and their device tokens, and
-    forget their cached JWTs. 404 when no such user is stored (the session, if any, is closed
-    anyway, as the original did)."""
+    forget their cached JWTs. ``login`` is the MX login or the sign-in name; the answer echoes
+    it as given. 404 when no such user is stored (the session, if any, is closed anyway, as the
+    original did)."""
     fields = await read_fields(request, [Field("login")])
-    login = fields.get("login", "").strip()
-    if not login:
+    name = fields.get("login", "").strip()
+    if not name:
         raise ApiError(400, 'missing "login"')
+    login = await resolve_login(request, name) or name
     ctx = context(request)
     existed = await ctx.sessions.logout(login)
     forgotten = ctx.tokens.forget_subject(login)
@@ -83,7 +99,7 @@ async def logout_user(request: Request) -> Response:
     if not existed:
         raise ApiError(404, "not found")
     log.info("admin: user %s signed out", login)
-    return json_response({"userLogout": login})
+    return json_response({"userLogout": name})
 
 
 async def users(request: Request) -> Response:
@@ -101,4 +117,4 @@ async def sessions(request: Request) -> Response:
         info = manager.describe(login)
         if info is not None:
             described.append(info)
-    return json_response({"sessions": described})
+    return json_response({"sessions": described, **_instance(manager)})

@@ -16,15 +16,14 @@ same rules as event pushes; ``pruned`` says whether it is gone from the store no
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from admin.listings import context
-from mxproxy.api.bodies import read_raw_fields
+from admin.listings import context, resolve_login
+from mxproxy.api.bodies import parse_json, read_raw_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import json_response
 
@@ -132,10 +131,7 @@ async def read_body(request: Request) -> dict[str, Any]:
     body = await request.body()
     if body.lstrip().startswith(b"{") and request.headers.get("content-type", "").startswith(
             "application/x-www-form-urlencoded"):
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "malformed JSON body") from None
+        data = parse_json(body)
         if isinstance(data, dict):
             return data
     return await read_raw_fields(request)
@@ -150,10 +146,11 @@ async def send_push(request: Request) -> Response:
         device = await _find_token(store, *parsed["token"])
         login = device.login
     else:
-        login = parsed["login"]
         device = None
-        if await store.get_user(login) is None:
+        found = await resolve_login(request, parsed["login"])  # MX login or sign-in name
+        if found is None:
             raise ApiError(404, "unknown user")
+        login = found
     payload = parsed.get("payload")
     if payload is None:
         try:

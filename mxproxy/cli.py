@@ -1,4 +1,4 @@
-"""The ``mxproxy`` command: ``serve``, ``simulator``, ``demo``.
+"""The ``mxproxy`` command: ``serve``, ``simulator``, ``demo``, ``import-mxproxy``.
 
 Subcommands import their modules lazily so ``mxproxy simulator`` does not pay for the web stack.
 """
@@ -23,6 +23,8 @@ def _simulator_args(p: argparse.ArgumentParser) -> None:
         "--quirk", action="append", default=[], metavar="NAME=VALUE",
         help="protocol quirk switch (see docs/simulator.md); may repeat",
     )
+    p.add_argument("--profile", default="spec",
+                   help="named set of quirks: spec, name-matched, strict-order, mixed, dialect (docs/simulator.md)")
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -44,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--mx-port", type=int, default=7778, help="simulator CSTA port")
     demo.add_argument("--control", default="127.0.0.1:7780", help="simulator control API host:port")
     demo.add_argument("--db", default=None, help="store (default: a fresh file in a temporary folder)")
+    from mxproxy.upgrade.command import add_arguments as import_arguments
+
+    import_arguments(
+        sub.add_parser("import-mxproxy", help="import an MX Proxy 2.3 store (bbolt users and device tokens)"),
+        os.environ.get("MXPROXY_CONFIG", "mxproxy.toml"), os.environ.get("DB"),
+    )
     health = sub.add_parser("healthcheck", help="exit 0 if a running proxy's admin /healthz answers (containers)")
     health.add_argument("--admin", default=os.environ.get("ADMIN"), help="admin API host:port (env ADMIN)")
     health.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
@@ -68,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from mxproxy.demo import run as run_demo
 
         sys.exit(run_demo(args))
+    if args.command == "import-mxproxy":
+        from mxproxy.upgrade.command import run as run_import
+
+        sys.exit(run_import(args))
     if args.command == "healthcheck":
         from admin.healthcheck import check
 

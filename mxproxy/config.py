@@ -9,6 +9,7 @@ so an operator never has to guess which line is wrong.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import os
 import ssl
@@ -237,6 +238,8 @@ class MXConfig:
     read_deadline: float = 180.0
     call_log_chunk: int = 21
     call_log_idle: float = 1.0
+    #: After a call-control command's response (or event), how long to wait for the other one.
+    call_reply_grace: float = 0.5
     event_queue: int = 1000
     provisioning_timeout: float = 10.0
     reconnect_min: float = 1.0
@@ -336,6 +339,29 @@ class ServerConfig:
     max_conferences: int = 20  # per user; POST /conferences beyond it answers 409
     idempotency_ttl: float = 600.0  # how long an Idempotency-Key's first outcome is replayed
     idempotency_keys: int = 10_000  # remembered outcomes per instance (oldest dropped first)
+    # reverse proxies whose X-Forwarded-For names the client (addresses or CIDR networks)
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignInLimitsConfig:
+    """``[signin]``: attempt limits on ``POST /auth`` (mxproxy/auth/signin_limits.py)."""
+
+    enabled: bool = True
+    per_client: str = "600/minute;6000/hour"  # all attempts from one client address (IPv6: its /64)
+    per_user: str = "30/minute;100/hour;300/day"  # attempts naming one sign-in name
+    failure_cost: int = 5  # a refused attempt counts this many
+    storage: str = "memory://"  # or redis://host:6379/0 (rediss:// for TLS) to share between instances
+    storage_prefix: str = "mxproxy-signin"  # Redis key prefix
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``[cluster]``: several instances on one PostgreSQL store as one service."""
+
+    advertise: str | None = None  # base URL peers reach this instance's public API at
+    lease_ttl: float = 15.0
+    instance_id: str | None = None  # default: generated, kept for the process
 
 
 @dataclass(frozen=True)
@@ -363,6 +389,8 @@ class Config:
     static: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     push: PushConfig = field(default_factory=PushConfig)
+    signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -398,6 +426,7 @@ def _mx(s: _Section) -> MXConfig:
         read_deadline=s.duration("readDeadline", "3m"),
         call_log_chunk=s.integer("callLogChunk", 21, minimum=1),
         call_log_idle=s.duration("callLogIdle", "1s"),
+        call_reply_grace=s.duration("callReplyGrace", "500ms"),
         event_queue=s.integer("eventQueue", 1000, minimum=1),
         provisioning_timeout=s.duration("provisioningTimeout", d.provisioning_timeout),
         reconnect_min=s.duration("reconnectMin", d.reconnect_min),
@@ -486,6 +515,64 @@ def _push(s: _Section) -> PushConfig:
     return cfg
 
 
+def _networks(s: _Section, name: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks (``10.0.0.0/8``, ``::1``), each checked."""
+    values = []
+    for value in s.strings(name):
+        try:
+            values.append(str(ipaddress.ip_network(value, strict=False) if "/" in value else ipaddress.ip_address(value)))
+        except ValueError:
+            raise ConfigError(f"{s.key(name)}: {value!r} is not an IP address or network (e.g. \"10.0.0.0/8\")") from None
+    return tuple(values)
+
+
+def _rate(s: _Section, name: str, default: str) -> str:
+    """A ``limits`` rate string such as ``"30/minute;100/hour"``."""
+    from limits import parse_many
+
+    value = s.string(name, default)
+    try:
+        if not parse_many(value):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f'{s.key(name)}: expected rates such as "30/minute;100/hour", got {value!r}') from None
+    return value
+
+
+def _signin(s: _Section) -> SignInLimitsConfig:
+    storage = s.string("storage", SignInLimitsConfig.storage)
+    if not storage.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(f'{s.key("storage")}: expected "memory://" or a redis:// URL, got {storage!r}')
+    return SignInLimitsConfig(
+        enabled=s.boolean("enabled", True),
+        per_client=_rate(s, "perClient", SignInLimitsConfig.per_client),
+        per_user=_rate(s, "perUser", SignInLimitsConfig.per_user),
+        failure_cost=s.integer("failureCost", SignInLimitsConfig.failure_cost, minimum=1),
+        storage=storage,
+        storage_prefix=s.string("storagePrefix", SignInLimitsConfig.storage_prefix) or SignInLimitsConfig.storage_prefix,
+    )
+def _cluster(s: _Section) -> ClusterConfig:
+    advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
+    if advertise is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(advertise)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok \
+                or parts.path not in ("", "/") or parts.query or parts.username:
+            raise ConfigError(f"{s.key('advertise')}: expected a base URL such as http://10.0.0.5:8000, got {advertise!r}")
+    lease_ttl = s.duration("leaseTTL", "15s")
+    if lease_ttl < 1.0:
+        raise ConfigError(f"{s.key('leaseTTL')}: must be at least 1s")
+    instance_id = s.string("instanceId").strip() or None
+    if instance_id is not None and (len(instance_id) > 100 or any(c.isspace() for c in instance_id)):
+        raise ConfigError(f"{s.key('instanceId')}: at most 100 characters, no spaces")
+    return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)
+
+
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data; relative paths resolve against ``base_dir``.
 
@@ -541,6 +628,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         max_conferences=server_s.integer("maxConferences", 20, minimum=1),
         idempotency_ttl=server_s.duration("idempotencyTTL", "10m"),
         idempotency_keys=server_s.integer("idempotencyKeys", 10_000, minimum=1),
+        trusted_proxies=_networks(server_s, "trustedProxies"),
     )
 
     az_s = root.table("azure")
@@ -557,6 +645,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         raise ConfigError("static: expected a table")
 
     push_cfg = _push(root.table("push"))
+    signin_cfg = _signin(root.table("signin"))
+    cluster_cfg = _cluster(root.table("cluster"))
 
     cfg = Config(
         provisioning=provisioning,
@@ -570,6 +660,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         static=dict(static),
         base_dir=base_dir,
         push=push_cfg,
+        signin=signin_cfg,
+        cluster=cluster_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg

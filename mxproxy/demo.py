@@ -112,21 +112,30 @@ def _readme_user(fixture: Any) -> Any:
     return candidates[0] if candidates else None
 
 
+#: scrypt cost of the demo's sign-in password hashes: cheap (the passwords are printed anyway), but
+#: hashed, as the docs ask for real installs, so the demo starts without plain-text warnings.
+DEMO_SCRYPT_N = 2**8
+
+
 def demo_config_data(fixture: Any, mx_port: int, *, db: str, log_name: str,
                      port: str, admin: str) -> dict[str, Any]:
     """A complete config (as parsed TOML) pointing a static provisioning table at the simulator."""
+    from mxproxy.provisioning import hash_password
+
+    def entry(password: str, mx_login: str, mx_password: str) -> dict[str, str]:
+        return {"password": hash_password(password, n=DEMO_SCRYPT_N), "mxLogin": mx_login, "mxPassword": mx_password}
+
     users: dict[str, dict[str, str]] = {}
     for user in fixture.users:
         login, password = _attr(user, "login"), _attr(user, "password")
         if not login or not password:
             continue
-        users[sign_in_name(user)] = {"password": str(password), "mxLogin": str(login), "mxPassword": str(password)}
+        users[sign_in_name(user)] = entry(str(password), str(login), str(password))
     # The README's account always signs in with the README's password, whatever the fixture says.
     readme_user = _readme_user(fixture)
     if readme_user is not None:
         users.pop(sign_in_name(readme_user), None)
-        users[DEMO_USERNAME] = {"password": DEMO_PASSWORD, "mxLogin": str(readme_user.login),
-                                "mxPassword": str(readme_user.password)}
+        users[DEMO_USERNAME] = entry(DEMO_PASSWORD, str(readme_user.login), str(readme_user.password))
     static: dict[str, Any] = {"mode": "users", "host": f"127.0.0.1:{mx_port}", "users": users}
     server_id = _attr(fixture, "serial_number", "server_id", "sn")
     if server_id:
@@ -261,7 +270,7 @@ class Demo:
                 "Make the MX ring the demo user (simulator control API)", "POST",
                 f"{self.simulator.control_url}/calls",
                 headers={"Content-Type": "application/json"},
-                body='{"to": "%s", "from": "3044", "fromName": "Peter Hyde"}' % ext,
+                body='{"to": "%s", "from": "3044", "name": "Peter Hyde"}' % ext,
             ))
         return requests
 

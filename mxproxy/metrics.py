@@ -20,6 +20,7 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from mxproxy.sessions import SessionManager
+    from mxproxy.sessions.ownership import Ownership
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -67,12 +68,30 @@ class Metrics:
         self.push_dropped = Counter(
             "mxproxy_push_dropped", "Pushes dropped because the queue was full", ["reason"], registry=r
         )
+        # cluster: requests sent to the instance owning the user
+        self.forwarded_requests = Counter(
+            "mxproxy_cluster_forwarded_requests", "Requests forwarded to the owning instance", ["result"], registry=r
+        )
+        self.forward_latency = Histogram(
+            "mxproxy_cluster_forward_seconds", "Time until the owning instance's answer started",
+            buckets=HTTP_BUCKETS, registry=r,
+        )
         self.apns_certificate_expiry = Gauge(
             "mxproxy_apns_certificate_expiry_timestamp_seconds",
             "notAfter of each APNs certificate, Unix time",
             ["topic", "file"],
             registry=r,
         )
+
+    def watch_cluster(self, ownership: "Ownership") -> None:
+        """Export the lease rounds' counters (``ownership.stats``) and the leases held."""
+        def read() -> dict[str, float]:
+            values: dict[str, float] = dict(ownership.stats.__dict__)
+            values["leases_held"] = len(ownership.held)
+            values["members"] = len(ownership.view.members)
+            return values
+
+        self.registry.register(ClusterStatsCollector(read))
 
     def watch_sessions(self, sessions: "SessionManager") -> None:
         """Export ``sessions.stats`` (live sessions, reconnects, logins…) at scrape time."""
@@ -153,9 +172,43 @@ class RequestMetrics(Collector):
         return [requests, latency]
 
 
-class SessionStatsCollector(Collector):
+class StatsCollector(Collector):
+    """Reads plain counters kept elsewhere (``read()``) when Prometheus scrapes."""
+
+    GAUGES: dict[str, str] = {}
+    COUNTERS: dict[str, str] = {}
+    GAUGE_PREFIX = ""
+    COUNTER_PREFIX = ""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families({})
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(self._read())
+
+    def _families(self, values: dict[str, float]) -> list[Metric]:
+        families: list[Metric] = []
+        for name, text in self.GAUGES.items():
+            family = GaugeMetricFamily(f"{self.GAUGE_PREFIX}{name}", text)
+            if values:
+                family.add_metric([], values.get(name, 0))
+            families.append(family)
+        for name, text in self.COUNTERS.items():
+            family = CounterMetricFamily(f"{self.COUNTER_PREFIX}{name}", text)
+            if values:
+                family.add_metric([], values.get(name, 0))
+            families.append(family)
+        return families
+
+
+class SessionStatsCollector(StatsCollector):
     """Reads the session manager's integer counters when Prometheus scrapes."""
 
+    GAUGE_PREFIX = "mxproxy_mx_"
+    COUNTER_PREFIX = "mxproxy_mx_session_"
     GAUGES = {"live_sessions": "MX sessions currently logged in"}
     COUNTERS = {
         "reconnects": "Successful MX re-logins after a session ended",
@@ -172,25 +225,22 @@ class SessionStatsCollector(Collector):
         "listener_errors": "Event listeners that raised",
     }
 
-    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
-        self._read = read
 
-    def describe(self) -> Iterable[Metric]:
-        return self._families({})
+class ClusterStatsCollector(StatsCollector):
+    """Reads the lease rounds' counters when Prometheus scrapes."""
 
-    def collect(self) -> Iterable[Metric]:
-        return self._families(self._read())
-
-    def _families(self, values: dict[str, int]) -> list[Metric]:
-        families: list[Metric] = []
-        for name, text in self.GAUGES.items():
-            family = GaugeMetricFamily(f"mxproxy_mx_{name}", text)
-            if values:
-                family.add_metric([], values.get(name, 0))
-            families.append(family)
-        for name, text in self.COUNTERS.items():
-            family = CounterMetricFamily(f"mxproxy_mx_session_{name}", text)
-            if values:
-                family.add_metric([], values.get(name, 0))
-            families.append(family)
-        return families
+    GAUGE_PREFIX = "mxproxy_cluster_"
+    COUNTER_PREFIX = "mxproxy_cluster_"
+    GAUGES = {
+        "leases_held": "User leases this instance holds",
+        "members": "Live instances of the cluster, this one included",
+        "last_round_seconds": "Duration of the last lease renewal round",
+    }
+    COUNTERS = {
+        "rounds": "Lease renewal rounds",
+        "round_failures": "Lease renewal rounds that failed (store unreachable)",
+        "leases_taken": "User leases taken by this instance",
+        "takeovers": "User leases taken over from another instance (lapsed or handed over)",
+        "leases_lost": "User leases this instance lost (moved or lapsed)",
+        "fenced_pushes": "Pushes not sent because this instance no longer held the user's lease",
+    }

@@ -26,13 +26,14 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import httpx
 
+from mxproxy import outbound
 from mxproxy.config import Config, ConfigError, resolve_secret, unknown_key
 from mxproxy.connectors.base import MXAccount
 
@@ -55,6 +56,7 @@ class ProvisionedAccount:
     login: str  # account_name: store key, JWT "sub", one MX session per login
     account: MXAccount  # host, port, login (MX login), password (clear)
     server_id: str = ""  # "sn" from provisioning, informational
+    sign_in_name: str = ""  # what the user signed in as (stored: the admin API accepts it too)
 
 
 class ProvisioningError(Exception):
@@ -235,11 +237,11 @@ class URLProvisioner(Provisioner):
         self._own_http = http is None
         # Go's http.Client (the original) follows up to 10 redirects; httpx drops the
         # Authorization header when a redirect leaves the origin, as Go does for another host.
-        self._http = http if http is not None else httpx.AsyncClient(
+        self._http = http if http is not None else outbound.httpx_client(
             timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS)
 
     async def by_password(self, username: str, password: str) -> ProvisionedAccount:
-        return await self._fetch(httpx.BasicAuth(username, password))
+        return replace(await self._fetch(httpx.BasicAuth(username, password)), sign_in_name=username)
 
     async def by_bearer(self, id_token: str) -> ProvisionedAccount:
         return await self._fetch(f"Bearer {id_token}")
@@ -267,7 +269,7 @@ class URLProvisioner(Provisioner):
             raise ProvisioningError(response.status_code, _status_text(response.status_code))
         try:
             document = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ProvisioningError(502, f"provisioning: bad json: {exc}") from None
         return parse_provisioning(document)
 
@@ -351,6 +353,7 @@ class StaticUser:
             login=self.mx_login,
             account=MXAccount(host=self.host, port=self.port, login=self.mx_login, password=self.mx_password),
             server_id=self.server_id,
+            sign_in_name=self.name,
         )
 
 
@@ -412,6 +415,7 @@ def parse_static(data: Mapping[str, Any], base_dir: Path | None = None) -> Stati
     if not users_raw:
         raise ConfigError('static.users: at least one user is needed when static.mode = "users"')
     users: dict[str, StaticUser] = {}
+    plain: list[str] = []  # users whose sign-in password is not hashed: one warning for all of them
     user_keys = {"password", "mxLogin", "mxPassword", "host", "serverId"}
     for name, entry in users_raw.items():
         path = f'static.users."{name}"'
@@ -427,7 +431,7 @@ def parse_static(data: Mapping[str, Any], base_dir: Path | None = None) -> Stati
             pw_hash = _ScryptHash.parse(password, f"{path}.password")
         else:
             pw_plain = password
-            log.warning("config: %s.password is plain text; use a scrypt hash outside demos", path)
+            plain.append(str(name))
         mx_login = _str_key(entry, "mxLogin", path, default=str(name)) or str(name)
         mx_password = resolve_secret(_str_key(entry, "mxPassword", path, required=True), f"{path}.mxPassword", base_dir)
         if not mx_password:
@@ -452,7 +456,24 @@ def parse_static(data: Mapping[str, Any], base_dir: Path | None = None) -> Stati
             password_hash=pw_hash,
             password_plain=pw_plain,
         )
+    if plain:
+        shown = ", ".join(plain[:3]) + (f" and {len(plain) - 3} more" if len(plain) > 3 else "")
+        log.warning("config: static.users password is plain text for %d user(s) (%s); use scrypt hashes "
+                    "(python -m mxproxy.provisioning) outside demos", len(plain), shown)
     return StaticConfig(mode=mode, host=host, port=port, server_id=server_id, users=users)
+
+
+def _dummy_user(users: Iterable[StaticUser]) -> StaticUser:
+    """A user no password opens, hashed like the costliest configured hash (plain text when none
+    is hashed): checking a name that is not configured costs what checking a real one does."""
+    hashes = [u.password_hash for u in users if u.password_hash is not None]
+    costliest = max(hashes, key=lambda h: (h.n * h.r * h.p, len(h.key), len(h.salt)), default=None)
+    secret = base64.b64encode(os.urandom(24)).decode()
+    if costliest is None:
+        return StaticUser(name="", mx_login="", mx_password="", host="", port=0, password_plain=secret)
+    dummy = _ScryptHash(costliest.n, costliest.r, costliest.p, os.urandom(len(costliest.salt)),
+                        os.urandom(len(costliest.key)))
+    return StaticUser(name="", mx_login="", mx_password="", host="", port=0, password_hash=dummy)
 
 
 class StaticProvisioner(Provisioner):
@@ -461,6 +482,7 @@ class StaticProvisioner(Provisioner):
     def __init__(self, static: StaticConfig) -> None:
         self.config = static
         self._by_folded = {name.casefold(): user for name, user in static.users.items()}
+        self._dummy = _dummy_user(static.users.values())
 
     def _user(self, username: str) -> StaticUser | None:
         return self.config.users.get(username) or self._by_folded.get(username.casefold())
@@ -474,15 +496,17 @@ class StaticProvisioner(Provisioner):
                 login=username,
                 account=MXAccount(host=self.config.host, port=self.config.port, login=username, password=password),
                 server_id=self.config.server_id,
+                sign_in_name=username,
             )
-        user = self._user(username)
-        if user is None or not password:
+        if not password:
             raise ProvisioningError(403, MSG_FORBIDDEN)
+        # an unknown name costs the same hashing as a known one, and gets the same answer
+        user = self._user(username) or self._dummy
         if user.password_hash is not None:
             ok = await asyncio.to_thread(user.check_password, password)  # scrypt is deliberately slow
         else:
             ok = user.check_password(password)
-        if not ok:
+        if not ok or user is self._dummy:
             raise ProvisioningError(403, MSG_FORBIDDEN)
         return user.provisioned()
 

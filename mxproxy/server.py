@@ -26,6 +26,8 @@ import uvicorn
 
 from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
+from mxproxy.store import is_postgres_url
+from mxproxy.store.base import StoreError
 
 log = logging.getLogger("mxproxy.server")
 
@@ -33,6 +35,7 @@ DEFAULT_PUBLIC_PORT = 8000
 DEFAULT_ADMIN_PORT = 8043
 ALL_INTERFACES = "0.0.0.0"
 LOOPBACK = "127.0.0.1"
+WILDCARDS = (ALL_INTERFACES, "::", "")
 
 # How long in-flight requests may run after a shutdown signal before they are cancelled.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -332,18 +335,25 @@ class ProxyServer:
         self.admin_listen = (admin or admin_listen(config.server.admin, config.server.admin_token)
                              if admin_enabled else None)
         self.db = db or config.server.db
+        if is_postgres_url(self.db) and not config.cluster.advertise and self.public_listen.host in WILDCARDS:
+            raise ConfigError(
+                "cluster.advertise: required when instances share a PostgreSQL store and the API listens "
+                "on all interfaces; set it (or ADVERTISE) to the URL peers reach this instance at"
+            )
         self.graceful_seconds = graceful_seconds
         self.push_topics = push_topics  # None: what the configured push senders can deliver to
         self.store: Any = None
         self.keyring: Any = None
         self.tokens: Any = None
         self.azure: Any = None
+        self.signin_limits: Any = None
         self.provisioner: Any = None
         self.connector: Any = None
         self.sessions: Any = None
         self.push: Any = None
         self.metrics: Any = None
         self.context: Any = None
+        self.forwarder: Any = None
         self._public: _HTTPServer | None = None
         self._admin: _HTTPServer | None = None
         self._stopped = asyncio.Event()
@@ -383,20 +393,27 @@ class ProxyServer:
         from mxproxy.api.app import create_app
         from mxproxy.api.context import ApiContext
         from mxproxy.auth.keyring import KeyRing
+        from mxproxy.auth.signin_limits import SignInLimiter
         from mxproxy.auth.tokens import TokenService
         from mxproxy.connectors.registry import create_connector
         from mxproxy.metrics import Metrics
         from mxproxy.provisioning import create_provisioner
         from mxproxy.sessions import SessionManager
         from mxproxy.store import create_store
+        from mxproxy.upgrade.differences import warn_original_differences
+        from mxproxy.upgrade.takeover import take_over_bolt_store
 
         config = self.config
         # Listen first (uvicorn accepts only once started): a busy port fails before any MX login.
         self._public = _HTTPServer("public API", self.public_listen, self.graceful_seconds, config.server)
         if self.admin_listen is not None:
             self._admin = _HTTPServer("admin API", self.admin_listen, self.graceful_seconds, config.server)
+        warn_original_differences(config)
+        # MX Proxy 2.3's bbolt file where the SQLite store should be: import it beside, use that
+        self.db = await take_over_bolt_store(self.db, config)
         self.store = create_store(self.db, config.server.store_key, base_dir=config.base_dir)
         await self.store.open()
+        await self.store.claim_exclusive_use()  # SQLite: one process per file
         self.keyring = KeyRing(self.store, config.jwt)
         await self.keyring.load()
         self.tokens = TokenService(self.keyring, config.jwt)
@@ -406,17 +423,26 @@ class ProxyServer:
             self.azure = AzureADValidator(config.azure)
         self.provisioner = create_provisioner(config)
         self.connector = create_connector(config.mx)
-        self.sessions = SessionManager(self.connector, self.store, config)
         self.metrics = Metrics()
+        ownership = self._ownership()
+        self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
+        if ownership is not None:
+            from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
+
+            self.metrics.watch_cluster(ownership)
+            self.forwarder = Forwarder(PeerAuth(cluster_key(config.server.store_key or ""), ownership.id),
+                                       self.metrics)
         self.push = await self._start_push()
         await self.sessions.start()
 
+        if config.signin.enabled:
+            self.signin_limits = SignInLimiter(config.signin)
         self.context = ApiContext(
             config=config, tokens=self.tokens, azure=self.azure, provisioner=self.provisioner,
             sessions=self.sessions, store=self.store,
             push_topics=self.push_topics if self.push_topics is not None else _push_topics(config, self.push),
-            metrics=self.metrics,
+            metrics=self.metrics, signin_limits=self.signin_limits, forwarder=self.forwarder,
         )
         await self._public.start(create_app(self.context))
         if self._admin is not None:
@@ -427,6 +453,29 @@ class ProxyServer:
             else:
                 await self._admin.start(admin_app)
         freeze_startup_heap()
+
+    def _ownership(self) -> Any:
+        """Cluster mode when the store is shared (PostgreSQL): this instance's membership."""
+        if not getattr(self.store, "shared", False):
+            return None
+        from mxproxy.push.dispatcher import DUPLICATE_WINDOW
+        from mxproxy.sessions.ownership import ClusterOptions, Ownership, generated_instance_id
+
+        cluster = self.config.cluster
+        return Ownership(self.store, ClusterOptions(
+            instance_id=cluster.instance_id or generated_instance_id(),
+            url=self.advertised_url(),
+            lease_ttl=cluster.lease_ttl,
+            claim_window=DUPLICATE_WINDOW,
+        ))
+
+    def advertised_url(self) -> str:
+        """Where peers reach this instance's public API: ``[cluster] advertise``, else the bind
+        address when it is a specific one."""
+        if self.config.cluster.advertise:
+            return self.config.cluster.advertise
+        assert self._public is not None
+        return Listen(self.public_listen.host, self._public.port).url()
 
     def _admin_app(self) -> Any:
         try:
@@ -465,6 +514,7 @@ class ProxyServer:
             return
         self._stopping = True
         try:
+            await self._hand_over()
             servers = [s for s in (self._public, self._admin) if s is not None]
             for server in servers:
                 server.request_stop()
@@ -473,6 +523,18 @@ class ProxyServer:
         finally:
             gc.unfreeze()  # a stopped server's objects may be collected again (tests run many)
             self._stopped.set()
+
+    async def _hand_over(self) -> None:
+        """Cluster: give this instance's users to the others while the API still forwards."""
+        hand_over = getattr(self.sessions, "hand_over", None)
+        if hand_over is None:
+            return
+        try:
+            await asyncio.wait_for(hand_over(), SESSIONS_STOP_SECONDS)
+        except asyncio.TimeoutError:
+            log.error("cluster handover did not finish within %.0fs", SESSIONS_STOP_SECONDS)
+        except Exception:
+            log.exception("cluster handover failed")
 
     async def _close_parts(self) -> None:
         if self.sessions is not None:
@@ -483,7 +545,7 @@ class ProxyServer:
             except Exception:
                 log.exception("stopping MX sessions failed")
             self.sessions = None
-        for name in ("push", "provisioner", "azure", "connector"):
+        for name in ("push", "forwarder", "provisioner", "azure", "signin_limits", "connector"):
             part = getattr(self, name)
             closer = None
             if part is not None:
@@ -567,7 +629,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return EXIT_CONFIG
-    except OSError as exc:
+    except (OSError, StoreError) as exc:  # e.g. a SQLite store another process is using
         log.error("startup failed: %s", exc)
         return EXIT_STARTUP_FAILED
     except KeyboardInterrupt:  # a signal before the handlers were installed

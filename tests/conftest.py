@@ -3,6 +3,8 @@
 * ``start_simulator`` — factory fixture: ``sim = await start_simulator(fixture=None, quirks=None,
   control=False)`` starts an MX simulator (``mxproxy.simulator.Simulator``) on 127.0.0.1, port 0,
   with the demo fixture unless one is given; every simulator started is stopped after the test.
+  Its quirks are those of the ``sim_profile`` fixture ("spec") unless ``quirks`` is given; mark a
+  test or module ``@pytest.mark.profiles`` to run it against every profile.
   ``sim.port`` is the CSTA port, ``sim.control_url`` the control API (when ``control=True``).
 * ``raw_connect`` — factory fixture: ``conn = await raw_connect(sim)`` opens a TLS connection
   (certificate not verified, as every MX client does) and gives a ``RawCSTA`` that writes and
@@ -27,15 +29,34 @@ from tests.rawcsta import RawCSTA
 SimulatorFactory = Callable[..., Awaitable[Any]]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``profiles`` (a module's ``pytestmark`` or one test) run once per simulator
+    profile (``mxproxy.simulator.quirks.PROFILES``) through the ``sim_profile`` fixture;
+    ``@pytest.mark.profiles("spec")`` narrows one test to the profiles named."""
+    marker = metafunc.definition.get_closest_marker("profiles")
+    if marker is None or "sim_profile" not in metafunc.fixturenames:
+        return
+    from mxproxy.simulator.quirks import PROFILES
+
+    metafunc.parametrize("sim_profile", list(marker.args or PROFILES))
+
+
 @pytest.fixture
-async def start_simulator() -> AsyncIterator[SimulatorFactory]:
-    from mxproxy.simulator import Simulator, demo_fixture
+def sim_profile() -> str:
+    """The simulator profile ``start_simulator`` (and the API harness) use unless told otherwise."""
+    return "spec"
+
+
+@pytest.fixture
+async def start_simulator(sim_profile: str) -> AsyncIterator[SimulatorFactory]:
+    from mxproxy.simulator import Quirks, Simulator, demo_fixture
 
     started: list[Any] = []
 
     async def factory(fixture: Any = None, *, quirks: Any = None, control: bool = False, **kwargs: Any) -> Any:
         sim = Simulator(fixture if fixture is not None else demo_fixture(), host="127.0.0.1", port=0,
-                        control="127.0.0.1:0" if control else None, quirks=quirks, **kwargs)
+                        control="127.0.0.1:0" if control else None,
+                        quirks=quirks if quirks is not None else Quirks.profile(sim_profile), **kwargs)
         await sim.start()
         started.append(sim)
         return sim

@@ -56,6 +56,13 @@ def test_missing_apps_fails_like_the_original() -> None:
         ({"mx": {"keepalive": "5m", "readDeadline": "1m"}}, "mx.readDeadline"),
         ({"logName": 5}, "logName"),
         ({"voip": {"apn": {"a.p12": 1}}}, 'voip.apn."a.p12"'),
+        ({"signin": {"perUser": "lots"}}, "signin.perUser"),
+        ({"signin": {"perClient": "10 per fortnight"}}, "signin.perClient"),
+        ({"signin": {"failureCost": 0}}, "signin.failureCost"),
+        ({"signin": {"storage": "memcached://x"}}, "signin.storage"),
+        ({"signin": {"enabled": "no"}}, "signin.enabled"),
+        ({"server": {"trustedProxies": ["*"]}}, "server.trustedProxies"),
+        ({"server": {"trustedProxies": ["10.0.0.0/33"]}}, "server.trustedProxies"),
     ],
 )
 def test_bad_value_names_the_key(data: dict, key: str) -> None:
@@ -84,6 +91,15 @@ def test_missing_file_and_bad_toml_are_config_errors(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
     with pytest.raises(ConfigError):
         load_config(write(tmp_path, "[apps\n"))
+
+
+def test_signin_limits_and_trusted_proxies_are_read_and_normalised() -> None:
+    cfg = parse_config({"apps": {"c": "s"}, "signin": {"perUser": "5/minute;20/hour", "storage": "redis://r:6379/1"},
+                        "server": {"trustedProxies": ["10.1.2.3/8", "::1", "192.0.2.1"]}})
+    assert (cfg.signin.per_user, cfg.signin.storage, cfg.signin.failure_cost) == ("5/minute;20/hour",
+                                                                                  "redis://r:6379/1", 5)
+    assert cfg.server.trusted_proxies == ("10.0.0.0/8", "::1", "192.0.2.1")
+    assert parse_config({"apps": {"c": "s"}}).signin.enabled  # on by default
 
 
 def test_fingerprint_is_normalised() -> None:
@@ -203,3 +219,29 @@ def test_zero_cache_ttl_means_no_cache(key: str) -> None:
     assert {"callLogTTL": options.call_log_ttl, "directoryTTL": options.directory_ttl}[key] == 0
     with pytest.raises(ConfigError, match=f"mx.{key}: must not be negative"):
         parse_config({"apps": {"c": "s"}, "mx": {key: "-1s"}})
+
+
+def test_cluster_table_is_typed_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ADVERTISE", raising=False)
+    assert parse_config({"apps": {"c": "s"}}).cluster.lease_ttl == 15.0
+    cfg = parse_config({"apps": {"c": "s"}, "cluster": {
+        "advertise": "http://10.0.0.5:8000/", "leaseTTL": "5s", "instanceId": "mx-a"}})
+    assert (cfg.cluster.advertise, cfg.cluster.lease_ttl, cfg.cluster.instance_id) == ("http://10.0.0.5:8000", 5.0, "mx-a")
+    monkeypatch.setenv("ADVERTISE", "https://proxy-b.internal:8443")
+    assert parse_config({"apps": {"c": "s"}}).cluster.advertise == "https://proxy-b.internal:8443"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "key"),
+    [
+        ({"advertise": "10.0.0.5:8000"}, "cluster.advertise"),
+        ({"advertise": "http://10.0.0.5:8000/api"}, "cluster.advertise"),
+        ({"leaseTTL": "500ms"}, "cluster.leaseTTL"),
+        ({"leaseTTL": 15}, "cluster.leaseTTL"),
+        ({"instanceId": "a b"}, "cluster.instanceId"),
+    ],
+)
+def test_bad_cluster_values_name_the_key(monkeypatch: pytest.MonkeyPatch, cluster: dict, key: str) -> None:
+    monkeypatch.delenv("ADVERTISE", raising=False)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"apps": {"c": "s"}, "cluster": cluster})

@@ -96,3 +96,11 @@ async def test_printed_text_runs_in_a_shell(demo: Demo, tmp_path: Path) -> None:
     assert proc.returncode == 0, err.decode()
     assert b'"contacts"' in out or b"firstName" in out, out[:500]
     assert (tmp_path / "vm.wav").read_bytes()[:4] == b"RIFF"
+
+
+async def test_the_demo_starts_without_plain_text_password_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        running = Demo(port="127.0.0.1:0", admin="127.0.0.1:0", mx_port=0, control="127.0.0.1:0")
+        await running.start()
+        await running.stop()
+    assert "plain text" not in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import socket
 from dataclasses import dataclass, field
@@ -277,6 +278,46 @@ async def test_static_users_accept_scrypt_hash_and_reject_wrong_password() -> No
         assert err.value.status == 403
 
 
+def _record_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Every ``hashlib.scrypt`` call's cost parameters (the real function still does the work)."""
+    calls: list[tuple[Any, ...]] = []
+    real = hashlib.scrypt
+
+    def recording(password: bytes, *, salt: bytes, n: int, r: int, p: int, dklen: int = 64,
+                  maxmem: int = 0) -> bytes:
+        calls.append((n, r, p, dklen, len(salt), maxmem))
+        return real(password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=maxmem)
+
+    monkeypatch.setattr(hashlib, "scrypt", recording)
+    return calls
+
+
+@pytest.mark.parametrize("unknown", ["nobody", "", "dmitrys@xyzrd.co", "x" * 300])
+async def test_unknown_user_costs_the_same_scrypt_work_and_gets_the_same_answer(
+        monkeypatch: pytest.MonkeyPatch, unknown: str) -> None:
+    cheap, costly = hash_password("a", n=2**4, r=2), hash_password("b", n=2**6, r=3, p=2)
+    static = {"host": "127.0.0.1:7778",
+              "users": {"dmitrys@xyzrd.com": {"password": costly, "mxPassword": "mxpw"},
+                        "peter": {"password": cheap, "mxPassword": "mxpw"}}}
+    prov = create_provisioner(config_with(static))
+    calls = _record_scrypt(monkeypatch)
+    answers = []
+    for user in ("dmitrys@xyzrd.com", unknown):
+        with pytest.raises(ProvisioningError) as err:
+            await prov.by_password(user, "wrong")
+        answers.append((err.value.status, err.value.message))
+    assert calls == [(2**6, 3, 2, 32, 16, 256 * 1024 * 1024)] * 2  # the costliest configured hash, twice
+    assert answers[0] == answers[1]
+
+
+async def test_unknown_user_never_signs_in_whatever_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    static = {"host": "127.0.0.1:7778", "users": {"a": {"password": "pw", "mxPassword": "mxpw"}}}
+    prov = create_provisioner(config_with(static))
+    for password in ("pw", "", "x" * 40):
+        with pytest.raises(ProvisioningError):
+            await prov.by_password("b", password)
+
+
 async def test_static_plain_password_and_env_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALICE_MX_PW", "from-env")
     static = {"users": {"alice": {"password": "pw", "mxPassword": "env:ALICE_MX_PW", "host": "mx.local"}}}
@@ -338,3 +379,13 @@ async def test_hash_helper_prints_a_verifiable_hash(capsys: pytest.CaptureFixtur
     static = parse_static({"host": "mx:1", "users": {"u": {"password": digest, "mxPassword": "m"}}})
     user = static.users["u"]
     assert user.check_password("s3cret") and not user.check_password("s3cret ")
+
+
+async def test_plain_text_static_passwords_give_one_warning_for_all_users(caplog: pytest.LogCaptureFixture) -> None:
+    users = {f"user{i}@example.org": {"password": f"pw{i}", "mxPassword": "m"} for i in range(17)}
+    users["hashed"] = {"password": hash_password("x", n=2**4), "mxPassword": "m"}
+    with caplog.at_level("WARNING", logger="mxproxy.provisioning"):
+        parse_static({"host": "mx:1", "users": users})
+    [record] = [r for r in caplog.records if "plain text" in r.getMessage()]
+    assert "17 user(s)" in record.getMessage() and "14 more" in record.getMessage()
+    assert "pw1" not in caplog.text  # names, never the passwords

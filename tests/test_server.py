@@ -465,3 +465,35 @@ async def test_a_started_server_freezes_its_start_up_heap_and_releases_it_when_s
     finally:
         await server.stop()
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_second_process_on_the_same_sqlite_store_refuses_to_start(tmp_path: Path) -> None:
+    first = ServeProcess(_server_config(tmp_path, 9))
+    await first.start()
+    try:
+        await first.ready_url()
+        second = ServeProcess(_server_config(tmp_path, 9))
+        await second.start()
+        try:
+            assert await second.wait() == 1
+        finally:
+            await second.kill()
+        assert "is in use by another mxproxy process" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        await first.kill()
+
+
+async def test_a_postgresql_store_on_a_wildcard_bind_needs_an_advertised_url(tmp_path: Path) -> None:
+    config = _server_config(tmp_path, 9).read_text().replace('port = "127.0.0.1:0"', 'port = "0.0.0.0:0"')
+    config = config.replace('db = "store.db"', 'db = "postgresql://127.0.0.1:1/none"\nstoreKey = "k"')
+    path = tmp_path / "pg.toml"
+    path.write_text(config)
+    proc = ServeProcess(path)
+    await proc.start()
+    try:
+        assert await proc.wait() == 2
+    finally:
+        await proc.kill()
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("mxproxy: config error: cluster.advertise: required")

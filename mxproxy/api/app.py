@@ -23,11 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mxproxy import SERVER_NAME
-from mxproxy.api import auth, calls, conferences, debuglog, directory, tokens, voicemails
+from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
+from mxproxy.api.forwarding import ForwardingMiddleware
 from mxproxy.api.observe import ObserveMiddleware, with_header
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
@@ -105,5 +107,16 @@ class ProxyApp(Starlette):
 
 
 def create_app(ctx: ApiContext) -> ProxyApp:
-    return ProxyApp(ctx, routes=list(ROUTES), middleware=edge_middleware(ctx, "public"),
-                    exception_handlers=exception_handlers())
+    middleware = edge_middleware(ctx, "public")
+    if ctx.config.server.trusted_proxies:
+        # the client address is the peer's, unless the peer is a configured proxy: then the last
+        # X-Forwarded-For entry that is not one of them (uvicorn's own reading of the header)
+        middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(ctx.config.server.trusted_proxies)))
+    if ctx.forwarder is not None:
+        middleware.append(Middleware(ForwardingMiddleware, ctx=ctx))
+    return ProxyApp(
+        ctx,
+        routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
+        middleware=middleware,
+        exception_handlers=exception_handlers(),
+    )

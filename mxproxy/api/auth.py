@@ -10,11 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
-from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError
+from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
+from mxproxy.api.forwarding import buffered_body, is_forwarded
 from mxproxy.api.render import json_response
 from mxproxy.api.rendered import RenderedJSON
 from mxproxy.auth.clients import check_client
 from mxproxy.auth.errors import InvalidToken
+from mxproxy.auth.signin_limits import SignInThrottled
+from mxproxy.sessions.errors import ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -87,7 +90,11 @@ async def _provision_basic(request: Request, header: str) -> "ProvisionedAccount
     form = await read_form(request)
     if form.get("grant_type", "") != "password":
         raise ApiError(403, "bad grant_type")
-    return await ctx.provisioner.by_password(form.get("username", ""), form.get("password", ""))
+    username = form.get("username", "")
+    if ctx.signin_limits is not None and username:
+        request.state.signin_username = username
+        await ctx.signin_limits.admit_user(client_host(request), username)
+    return await ctx.provisioner.by_password(username, form.get("password", ""))
 
 
 async def _provision_bearer(request: Request, id_token: str) -> "ProvisionedAccount":
@@ -112,7 +119,7 @@ def login_result(exc: BaseException | None) -> str:
     """The ``logins{result}`` label of a sign-in outcome; a small fixed set for dashboards:
     ``ok``, ``bad_client`` (app credentials / grant), ``bad_credentials`` (user refused by
     provisioning, Azure or the MX), ``timeout`` (MX did not answer), ``unavailable`` (provisioning,
-    Azure keys or the MX unreachable), ``error`` (anything else)."""
+    Azure keys or the MX unreachable), ``throttled`` (``[signin]`` limits), ``error`` (anything else)."""
     from mxproxy.auth.errors import AuthError, AzureUnavailable, Forbidden, Unauthorized
     from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout
     from mxproxy.provisioning import ProvisioningError
@@ -120,6 +127,8 @@ def login_result(exc: BaseException | None) -> str:
 
     if exc is None:
         return "ok"
+    if isinstance(exc, SignInThrottled):
+        return "throttled"
     if isinstance(exc, ApiError):
         return "bad_client" if exc.status in (401, 403) else "error"
     if isinstance(exc, AzureUnavailable):
@@ -139,17 +148,44 @@ def login_result(exc: BaseException | None) -> str:
     return "error"
 
 
+def client_host(request: Request) -> str:
+    """The client's address: the peer, or what a trusted proxy said (``[server] trustedProxies``,
+    applied by uvicorn's ProxyHeadersMiddleware in ``create_app``)."""
+    return request.client.host if request.client else ""
+
+
 async def sign_in(request: Request) -> Response:
-    """``POST /auth``; every outcome is counted in ``logins{result}`` when metrics are on."""
-    metrics = context(request).metrics
+    """``POST /auth``; every outcome is counted in ``logins{result}`` when metrics are on, and
+    limited by ``[signin]`` (429 before any work once a window is spent)."""
+    ctx = context(request)
+    metrics, limiter = ctx.metrics, ctx.signin_limits
+    if is_forwarded(request):
+        limiter = None  # counted by the instance the client reached
+    client = client_host(request)
     try:
+        if limiter is not None:
+            await limiter.admit(client)
         response = await _sign_in(request)
     except Exception as exc:
+        result = login_result(exc)
         if metrics is not None:
-            metrics.logins.labels(login_result(exc)).inc()
-        raise
+            metrics.logins.labels(result).inc()
+        if limiter is None or isinstance(exc, SignInThrottled):
+            raise
+        quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
+                                     failed=result in ("bad_client", "bad_credentials"))
+        response = response_for(exc)
+        if quota is not None:
+            response.headers.update(quota.headers())
+        return response
     if metrics is not None:
         metrics.logins.labels(login_result(None)).inc()
+    if limiter is not None:
+        # a sign-in forwarded to the instance serving the user comes back as an answer, refusals too
+        quota = await limiter.settle(client, getattr(request.state, "signin_username", None),
+                                     failed=response.status_code in (401, 403))
+        if quota is not None:
+            response.headers.update(quota.headers())
     return response
 
 
@@ -162,7 +198,15 @@ async def _sign_in(request: Request) -> Response:
     else:
         raise ApiError(401, "unauthorized", BASIC_CHALLENGE)
     ctx = context(request)
-    await ctx.sessions.sign_in(prov)
+    try:
+        if is_forwarded(request):
+            await ctx.sessions.sign_in(prov, forwarded=True)
+        else:
+            await ctx.sessions.sign_in(prov)
+    except ServedElsewhere as exc:
+        if ctx.forwarder is None:
+            raise
+        return await ctx.forwarder.forward(request, exc.url, buffered_body(request))
     issued = await ctx.tokens.issue(prov.login)
     return json_response(
         {"token_type": "Bearer", "access_token": issued.access_token, "expires_in": int(issued.expires_in)}

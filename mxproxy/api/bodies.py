@@ -11,16 +11,25 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, AsyncIterator, Literal, Mapping
 from urllib.parse import parse_qsl
 
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from mxproxy.api.errors import ApiError
 
 FieldType = Literal["str", "bool", "int", "id"]
 
-MAX_BODY = 64 * 1024  # no route takes more than a few hundred bytes
+MAX_BODY = 64 * 1024  # no route takes more than a few hundred bytes, whatever the content type
+# Bounds checked before ``json.loads`` sees a body: deeper nesting makes it raise RecursionError,
+# longer digit runs make ``int()`` raise ValueError (Python's 4,300-digit limit). No body of ours
+# nests more than three levels or holds a number of more than 20 digits.
+MAX_JSON_DEPTH = 64
+MAX_NUMBER_DIGITS = 100
+MAX_FORM_FIELDS = 100
+# 64-bit decimal integers have at most 19 significant digits; text with more is out of range
+INT64_DIGITS = 19
 
 
 @dataclass(frozen=True)
@@ -49,18 +58,71 @@ async def _read(request: Request) -> bytes:
     return body
 
 
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_LONG_NUMBER = re.compile(rf"[0-9]{{{MAX_NUMBER_DIGITS + 1},}}")
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def check_json_shape(text: str) -> None:
+    """400 for JSON that would crash the parser: nesting deeper than ``MAX_JSON_DEPTH``, or a
+    number longer than ``MAX_NUMBER_DIGITS`` digits. Strings are blanked out first, so their
+    contents never count."""
+    skeleton = _STRING.sub('""', text) if '"' in text else text
+    if _LONG_NUMBER.search(skeleton):
+        raise ApiError(400, f"malformed JSON body: number longer than {MAX_NUMBER_DIGITS} digits")
+    if skeleton.count("[") + skeleton.count("{") <= MAX_JSON_DEPTH:
+        return
+    depth = 0
+    for match in _BRACKET.finditer(skeleton):
+        if match.group() in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ApiError(400, f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+        else:
+            depth -= 1
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` with a 400 for everything it can fail on (the shape is bounded first)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "request body is not valid UTF-8") from None
+    check_json_shape(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+async def _parse_multipart(request: Request, body: bytes) -> dict[str, Any]:
+    """The text fields of a multipart body already read in full (so ``MAX_BODY`` holds); file
+    parts are refused: no route takes a file."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, chunks(), max_files=0, max_fields=MAX_FORM_FIELDS,
+                             max_part_size=MAX_BODY)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise ApiError(400, f"malformed multipart body: {exc.message}") from None
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 async def read_raw_fields(request: Request) -> dict[str, Any]:
     """The body as a flat mapping of raw values (JSON values, or strings from a form)."""
     ctype, params = _content_type(request)
     charset = params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
         raise ApiError(400, "unsupported charset")
-    if ctype == "multipart/form-data":
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
     body = await _read(request)
     if not body.strip():
         return {}
+    if ctype == "multipart/form-data":
+        return await _parse_multipart(request, body)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -68,10 +130,7 @@ async def read_raw_fields(request: Request) -> dict[str, Any]:
     if ctype == "application/x-www-form-urlencoded":
         return dict(parse_qsl(text, keep_blank_values=True))
     if ctype in ("", "application/json", "text/json") or ctype.endswith("+json"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ApiError(400, f"malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        data = parse_json(text)
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -90,10 +149,17 @@ _DIGITS = re.compile(r"-?[0-9]+")
 
 
 def parse_int_text(text: str) -> int | None:
-    """``text`` as a decimal integer, or None when it is not one."""
+    """``text`` as a decimal integer, or None when it is not one. Beyond 64 bits the value is
+    only known to be out of range: ±2^64 stands for it (``int()`` refuses 4,300+ digits)."""
     if not _DIGITS.fullmatch(text):
         return None
-    return int(text, 10)
+    negative = text.startswith("-")
+    if len(text) - negative <= INT64_DIGITS:
+        return int(text, 10)
+    significant = text[negative:].lstrip("0") or "0"
+    if len(significant) > INT64_DIGITS:
+        return -(2**64) if negative else 2**64
+    return -int(significant, 10) if negative else int(significant, 10)
 
 
 def _convert(field: Field, value: Any, from_form: bool) -> Any:

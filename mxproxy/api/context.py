@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mxproxy.api.forwarding import Forwarder
     from mxproxy.auth.azure import AzureADValidator
+    from mxproxy.auth.signin_limits import SignInLimiter
     from mxproxy.auth.tokens import TokenService
     from mxproxy.config import Config
     from mxproxy.metrics import Metrics
@@ -26,3 +28,5 @@ class ApiContext:
     store: Store
     push_topics: PushTopics
     metrics: Metrics | None = None  # None in tests that build an app without a server
+    signin_limits: SignInLimiter | None = None  # None: [signin] enabled = false
+    forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there

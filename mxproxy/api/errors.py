@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from mxproxy.api.render import json_response
 from mxproxy.auth.errors import AuthError, AzureUnavailable, InvalidToken, Unauthorized
+from mxproxy.auth.signin_limits import SignInThrottled
 from mxproxy.connectors.errors import (
     CSTAError,
     MXBadRequest,
@@ -28,7 +29,7 @@ from mxproxy.connectors.errors import (
     MXUnsupported,
 )
 from mxproxy.provisioning import ProvisioningError
-from mxproxy.sessions import NotSignedIn, SessionUnavailable
+from mxproxy.sessions import NotSignedIn, ServedElsewhere, SessionUnavailable
 from mxproxy.store.base import StoreError
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ def response_for(exc: BaseException) -> Response:
         retry = max(1, int(getattr(exc, "retry_after", RETRY_AFTER_SECONDS) or RETRY_AFTER_SECONDS))
         return error_response(503, _message(exc, "mx connection is being re-established"),
                               {"Retry-After": str(retry)})
+    if isinstance(exc, ServedElsewhere):  # only when it could not be forwarded
+        return error_response(503, "the user is served by another instance; retry", {"Retry-After": "1"})
     if isinstance(exc, InvalidToken):
         return error_response(401, _message(exc, "invalid token"), BEARER_CHALLENGE)
     if isinstance(exc, Unauthorized):
@@ -95,6 +98,8 @@ def response_for(exc: BaseException) -> Response:
         return error_response(401, _message(exc, "unauthorized"), BASIC_CHALLENGE)
     if isinstance(exc, AzureUnavailable):
         return error_response(503, _message(exc, "azure ad signing keys unavailable"))
+    if isinstance(exc, SignInThrottled):
+        return error_response(429, exc.message, {**exc.quota.headers(), "Retry-After": str(exc.retry_after)})
     if isinstance(exc, AuthError):
         # Forbidden, BadClientCredentials, AzureTokenRejected, …: the class carries its status
         status = int(getattr(exc, "status", 403) or 403)
@@ -143,7 +148,7 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
 def exception_handlers() -> dict[Any, Any]:
     """Handlers for ``Starlette(exception_handlers=…)``; ``Exception`` last-resort → 500 JSON."""
     typed: list[type[BaseException]] = [
-        ApiError, HTTPException, NotSignedIn, SessionUnavailable, AuthError, ProvisioningError, MXError,
+        ApiError, HTTPException, NotSignedIn, SessionUnavailable, ServedElsewhere, AuthError, ProvisioningError, MXError,
         StoreError,
     ]
     handlers: dict[Any, Any] = {cls: handle_exception for cls in typed}

@@ -147,6 +147,7 @@ _ERRORS: dict[str, Any] = {
     "403": _ERROR,
     "404": _ERROR,
     "413": _ERROR,
+    "429": {"$ref": "#/components/responses/Throttled"},
     "501": _ERROR,
     "502": _ERROR,
     "503": {"$ref": "#/components/responses/Unavailable"},
@@ -258,8 +259,11 @@ def openapi_document() -> dict[str, Any]:
         "/auth": {
             "post": {
                 **_op("Sign in (OAuth2 password grant with client Basic auth, or an Azure AD id_token)",
-                      _ref("Token"), errors=("400", "401", "403", "404", "413", "502", "503", "504"), auth="client",
-                      description="Provisioning answers other than 2xx are passed through with their status."),
+                      _ref("Token"), errors=("400", "401", "403", "404", "413", "429", "502", "503", "504"),
+                      auth="client",
+                      description="Provisioning answers other than 2xx are passed through with their status. "
+                                  "Attempts are limited per client address and per sign-in name ([signin]); "
+                                  "every answer carries X-RateLimit-Limit/-Remaining/-Reset (Unix time)."),
                 "requestBody": {"required": False, "content": {
                     "application/x-www-form-urlencoded": {"schema": _ref("PasswordGrant")}}},
             },
@@ -367,6 +371,11 @@ def openapi_document() -> dict[str, Any]:
                 "Unauthorized": {
                     "description": "missing or invalid credentials, or the user is not signed in",
                     "headers": {"WWW-Authenticate": {"required": True, "schema": _S}},
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
+                "Throttled": {
+                    "description": "too many sign-in attempts from this client or for this name",
+                    "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
                     "content": {"application/json": {"schema": _ref("Error")}},
                 },
                 "Unavailable": {

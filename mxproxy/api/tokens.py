@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from starlette.requests import Request
@@ -12,14 +11,11 @@ from starlette.responses import Response
 from mxproxy.api.auth import context, current_login
 from mxproxy.api.errors import BEARER_CHALLENGE, ApiError
 from mxproxy.api.render import no_content
+from mxproxy.push.topics import token_shape_ok
 from mxproxy.store.base import DeviceToken
 
 log = logging.getLogger(__name__)
 
-# APNs device tokens are hex (32 bytes today; Apple says the length may grow). FCM registration
-# tokens are URL-safe base64-ish with ':' separators. The original only checked length >= 20.
-_APN_TOKEN = re.compile(r"[0-9A-Fa-f]{20,512}")
-_FCM_TOKEN = re.compile(r"[A-Za-z0-9_:\-.]{20,4096}")
 _FALSE = {"0", "false", "f", "no", "off"}
 
 
@@ -53,14 +49,12 @@ async def token_route(request: Request) -> Response:
         sandbox = _sandbox(request)
         if not ctx.push_topics.apn_ok(topic, sandbox):
             raise ApiError(404, "unsupported APNS topic ID or sandbox flag")
-        pattern = _APN_TOKEN
     elif kind == "fcm":
         if not ctx.push_topics.fcm_ok(topic):
             raise ApiError(404, "unsupported FCM application ID")
-        pattern = _FCM_TOKEN
     else:
         raise ApiError(404, f'unsupported push type "{kind}"')
-    if not pattern.fullmatch(token):
+    if not token_shape_ok(kind, token):
         raise ApiError(400, "bad push token")
 
     if request.method == "PUT":

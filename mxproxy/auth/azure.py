@@ -35,6 +35,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from mxproxy import outbound
 from mxproxy.auth.errors import AzureTokenRejected, AzureUnavailable
 from mxproxy.config import AzureConfig
 
@@ -213,7 +214,7 @@ class AzureADValidator:
 
     async def _download(self) -> dict[str, Any]:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
+            self._http = outbound.httpx_client(timeout=self.timeout)
         try:
             response = await self._http.get(self.config.jwks_url, timeout=self.timeout)
         except httpx.HTTPError as exc:

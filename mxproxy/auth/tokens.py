@@ -212,5 +212,12 @@ class TokenService:
                 del self._by_subject[sub]
 
 
+# Claimed times beyond 64-bit seconds are refused as bad claims: an int past the float range makes
+# ``math.isfinite`` raise OverflowError, and no real token needs them.
+MAX_CLAIM_TIME = 2**63
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return -MAX_CLAIM_TIME < value < MAX_CLAIM_TIME and (isinstance(value, int) or math.isfinite(value))

@@ -42,7 +42,8 @@ from h2.connection import H2Connection
 from h2.events import PingAckReceived, PingReceived, StreamReset
 from h2.exceptions import FlowControlError, NoAvailableStreamIDError, ProtocolError
 
-from mxproxy.config import ConfigError, PushConfig, VoipConfig
+from mxproxy import outbound
+from mxproxy.config import PushConfig, VoipConfig
 from mxproxy.push.certificates import ApnsCertificate, ApnsSigningKey, CredentialError, load_p8, load_p12
 from mxproxy.push.results import (
     NO_CREDENTIALS,
@@ -353,12 +354,7 @@ class ApnsSender(Sender):
 
     def _ssl_context(self) -> ssl.SSLContext:
         ca_file = self._push.apns.ca_file
-        try:
-            ctx = ssl.create_default_context(cafile=str(self._path(ca_file)) if ca_file else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"push.apns.caFile: cannot load {ca_file}: {exc}") from None
-        ctx.set_alpn_protocols(["h2"])
-        return ctx
+        return outbound.ssl_context(self._path(ca_file) if ca_file else None, key="push.apns.caFile", alpn=["h2"])
 
     def _pool(self, credential: _Credential, topic: str, sandbox: bool) -> _Pool:
         """One client per credential, topic and gateway; must run inside the event loop."""

@@ -103,16 +103,23 @@ class DuplicateFilter:
         self.memory = memory
         self._last: OrderedDict[tuple[str, str, Any], tuple[str, float]] = OrderedDict()
 
-    def seen(self, login: str, event: Event, now: float) -> bool:
+    @staticmethod
+    def identity(login: str, event: Event) -> tuple[tuple[str, str, Any], str] | None:
+        """``((login, "call"|"mail", id), fingerprint)`` of a pushable event, else None."""
         body = event_json(event)
         if body is None:
-            return False
+            return None
         body.pop("timestamp", None)
         fingerprint = json.dumps(body, sort_keys=True, separators=(",", ":"))
         if isinstance(event, MailIncomingReady):
-            key: tuple[str, str, Any] = (login, "mail", event.mail_id)
-        else:
-            key = (login, "call", getattr(event, "call_id", None))
+            return (login, "mail", event.mail_id), fingerprint
+        return (login, "call", getattr(event, "call_id", None)), fingerprint
+
+    def seen(self, login: str, event: Event, now: float) -> bool:
+        found = self.identity(login, event)
+        if found is None:
+            return False
+        key, fingerprint = found
         previous = self._last.get(key)
         if previous is not None and previous[0] == fingerprint and now - previous[1] < self.window:
             return True
@@ -369,7 +376,7 @@ class PushDispatcher:
             try:
                 self.metrics.push_queue.set(self._queue.qsize())
                 message = self._message(job)  # synchronous: events reach the policy in arrival order
-                if message is not None:
+                if message is not None and await self._claimed(job):
                     await self._deliver(job.login, message, job.received)  # starts the sends, does not wait
             except asyncio.CancelledError:
                 raise
@@ -385,6 +392,28 @@ class PushDispatcher:
                      event_type(job.event), job.login)
             return None
         return self.policy.message(job.event, login=job.login, ext=self._ext(job.login))
+
+    async def _claimed(self, job: _Job) -> bool:
+        """Cluster: one push per event across all instances, only by the lease holder (fenced in
+        the store); a single instance's filter above already decided."""
+        found = DuplicateFilter.identity(job.login, job.event)
+        if found is None or self.sessions.ownership is None:
+            return True
+        (_, kind, item), fingerprint = found
+        try:
+            claimed = await self.sessions.claim_push(job.login, f"{kind}:{item}", fingerprint)
+        except StoreError as exc:
+            self._stats["storeErrors"] += 1
+            # nobody can take a lease from us while the store is down: push if ours is still valid
+            held = self.sessions.ownership.holds(job.login)
+            log.warning("push: cannot claim %s for %s in the store (%s); %s", event_type(job.event), job.login,
+                        exc, "pushing on the valid lease" if held else "not pushed (lease lapsed)")
+            return held
+        if not claimed:
+            self._stats["duplicates"] += 1
+            log.info("push: %s for %s claimed by another instance or lease lost; not pushed",
+                     event_type(job.event), job.login)
+        return claimed
 
     def _ext(self, login: str) -> str:
         """The user's extension from their MX login info (kept when the session is gone)."""
@@ -568,8 +597,15 @@ class PushDispatcher:
             "pending": dict(sorted((kind, n) for kind, n in self._backlog.items() if n)),
             "pruneGuard": self.guard.active(),
             "apnsCertificates": self._certificates(),
+            "credentialProblems": self.credential_problems(),
+            "fcmLegacyKeys": sorted(self.fcm.legacy) if self.fcm else [],
             "sent": sent,
         }
+
+    def credential_problems(self) -> list[str]:
+        """Every ``[voip]`` credential (.p12, .p8, service-account JSON) that failed to load,
+        with the key and the reason (never a password): those pushes cannot be sent."""
+        return [p for sender in (self.apns, self.fcm) if sender is not None for p in sender.problems]
 
     def ready_problems(self) -> list[str]:
         problems = [
@@ -579,7 +615,14 @@ class PushDispatcher:
         ]
         if self._started and any(t.done() for t in self._workers):
             problems.append("push: dispatcher workers stopped")
+        problems += [f"push: credential not loaded: {p}" for p in self.credential_problems()]
         return problems  # a full queue is in metrics/status: readiness would not help (MX events fill it)
+
+    def ready_warnings(self) -> list[str]:
+        """What /readyz lists without turning not-ready: taking the instance out of service would
+        silence every other device as well."""
+        return [f"push: FCM app {app} has a legacy server key: nothing is sent to FCM for it"
+                for app in sorted(self.fcm.legacy)] if self.fcm else []
 
     # -- certificates ----------------------------------------------------------------------------
     def _certificates(self) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from google.oauth2 import service_account
 from pyfcm import FCMNotification
 from requests.adapters import HTTPAdapter
 
+from mxproxy import outbound
 from mxproxy.config import PushConfig, VoipConfig
 from mxproxy.push.results import (
     NO_CREDENTIALS,
@@ -66,6 +68,12 @@ _RESERVED_PREFIXES = ("google", "gcm")
 
 class FcmCredentialError(ValueError):
     """A ``[voip.fcm]`` entry cannot be used; the message names the key and says why."""
+
+
+class LegacyServerKey(FcmCredentialError):
+    """A ``[voip.fcm]`` value in MX Proxy 2.3's format, a legacy FCM server key. Not fatal: the
+    app's tokens are kept and registrations accepted, nothing is sent until a service account is
+    configured (the upgrade must not stop the proxy, and with it every iPhone's pushes)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -123,19 +131,18 @@ class FcmAnswer:
 class _FcmClient(FCMNotification):
     """One Firebase project: explicit credentials, configurable endpoint, one request per call."""
 
-    def __init__(self, credentials: service_account.Credentials, project_id: str, send_base: str, ca_file: str | None) -> None:
+    def __init__(self, credentials: service_account.Credentials, project_id: str, send_base: str,
+                 tls: ssl.SSLContext) -> None:
         super().__init__(credentials=credentials, project_id=project_id, adapter=HTTPAdapter(max_retries=0))
         self.FCM_END_POINT_BASE = send_base
-        self._ca_file = ca_file
+        self._tls = tls
+        self._token_session = outbound.requests_session(tls)  # no REQUESTS_CA_BUNDLE/proxy override
         self._token_lock = threading.Lock()
 
     def _get_access_token(self, force: bool = False) -> str:
         with self._token_lock:
             if force or not self.credentials.valid:
-                session = requests.Session()
-                if self._ca_file:
-                    session.verify = self._ca_file
-                self.credentials.refresh(google.auth.transport.requests.Request(session))
+                self.credentials.refresh(google.auth.transport.requests.Request(self._token_session))
             return self.credentials.token
 
     def access_token(self, force: bool = False) -> str | None:
@@ -155,21 +162,9 @@ class _FcmClient(FCMNotification):
     async def _post(self, session: aiohttp.ClientSession, body: bytes, refresh: Any, *, force_token: bool) -> FcmAnswer:
         token = self.access_token(force_token) or await refresh(self, force_token)
         headers = {"Content-Type": "application/json; charset=UTF-8", "Authorization": "Bearer " + token}
-        ssl_context = self._ssl_context()
-        async with session.post(self.fcm_end_point, data=body, headers=headers, ssl=ssl_context) as response:
+        async with session.post(self.fcm_end_point, data=body, headers=headers, ssl=self._tls) as response:
             text = await response.read()
             return _answer(response.status, response.headers.get("Retry-After", ""), text)
-
-    def _ssl_context(self) -> Any:
-        """``True`` (system CAs) or a context trusting ``[push.fcm] caFile``, built once."""
-        if not self._ca_file:
-            return True
-        context = getattr(self, "_ssl", None)
-        if context is None:
-            import ssl
-
-            context = self._ssl = ssl.create_default_context(cafile=self._ca_file)
-        return context
 
 
 def _answer(status: int, retry_after_header: str, body: bytes) -> FcmAnswer:
@@ -220,10 +215,11 @@ def load_service_account(app_id: str, value: str, base_dir: Path) -> tuple[servi
     path = path if path.is_absolute() else base_dir / path
     if not path.is_file():
         if "/" not in value and not value.endswith(".json"):
-            raise FcmCredentialError(
-                f'voip.fcm."{app_id}": looks like a legacy FCM server key; the legacy FCM API was '
-                "shut down by Google in 2024. Set the value to the path of a Firebase service-account "
-                "JSON file (FCM HTTP v1), see docs/push.md"
+            raise LegacyServerKey(
+                f'voip.fcm."{app_id}": a legacy FCM server key (MX Proxy 2.3\'s format); Google shut the '
+                "legacy FCM API down in 2024, so nothing is sent to FCM for this app (its device tokens "
+                "are kept) until the value is the path of a Firebase service-account JSON file (FCM "
+                "HTTP v1), see docs/push.md and docs/compat.md P1"
             )
         raise FcmCredentialError(f'voip.fcm."{app_id}": service-account file {path} does not exist')
     try:
@@ -244,20 +240,26 @@ class FcmSender(Sender):
     def __init__(self, voip: VoipConfig, push: PushConfig, base_dir: Path) -> None:
         self._push = push
         self.problems: list[str] = []
+        self.legacy: dict[str, str] = {}  # app id -> why nothing is sent (a legacy server key)
         self.apps: dict[str, FcmApp] = {}
         self._clients: dict[str, _FcmClient] = {}
         ca_file = push.fcm.ca_file
         if ca_file and not Path(ca_file).is_absolute():
             ca_file = str(base_dir / ca_file)
+        self._tls = outbound.ssl_context(ca_file or None, key="push.fcm.caFile")  # token and send alike
         for app_id, value in voip.fcm.items():
             try:
                 credentials, app = load_service_account(app_id, value, base_dir)
+            except LegacyServerKey as exc:
+                log.warning("push: %s", exc)
+                self.legacy[app_id] = str(exc)
+                continue
             except FcmCredentialError as exc:
                 log.error("push: %s", exc)
                 self.problems.append(str(exc))
                 continue
             self.apps[app_id] = app
-            self._clients[app_id] = _FcmClient(credentials, app.project_id, push.fcm.send_url, ca_file)
+            self._clients[app_id] = _FcmClient(credentials, app.project_id, push.fcm.send_url, self._tls)
             log.info("FCM app %s: project %s (%s)", app_id, app.project_id, app.client_email)
         # google-auth refreshes access tokens synchronously (once an hour per app): off the loop
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mxproxy-fcm-token")
@@ -267,7 +269,7 @@ class FcmSender(Sender):
     def _http(self) -> aiohttp.ClientSession:
         """One keep-alive session for every app, created inside the running loop."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            self._session = outbound.aiohttp_session(self._tls, limit=0)
         return self._session
 
     async def _refresh(self, client: "_FcmClient", force: bool) -> str:
@@ -276,7 +278,9 @@ class FcmSender(Sender):
 
     @property
     def app_ids(self) -> frozenset[str]:
-        return frozenset(self.apps)
+        """Apps whose tokens may be registered: those with a service account and those still on
+        a legacy server key (kept for when one is configured)."""
+        return frozenset(self.apps) | frozenset(self.legacy)
 
     def build_message(self, app_id: str, token: str, payload: dict[str, Any], kind: PushKind) -> bytes:
         """The v1 request body (``{"message": …, "validate_only": false}``) for one token."""
@@ -297,7 +301,8 @@ class FcmSender(Sender):
             return replace(template, status=REJECTED, reason=f"not an FCM token (kind {token.kind!r})", attempts=0)
         client = self._clients.get(token.topic)
         if client is None:
-            return replace(template, status=NO_CREDENTIALS, reason=f"no service account for FCM app {token.topic}", attempts=0)
+            why = "legacy server key" if token.topic in self.legacy else "no service account"
+            return replace(template, status=NO_CREDENTIALS, reason=f"{why} for FCM app {token.topic}", attempts=0)
         data = data_payload(payload)
         if len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()) > FCM_PAYLOAD_LIMIT:
             return replace(template, status=TOO_LARGE, reason="PayloadTooLarge", attempts=0)

@@ -7,8 +7,22 @@ crosses the boundary instead of the senders themselves.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
+
+# APNs device tokens are hex (32 bytes today; Apple says the length may grow). FCM registration
+# tokens are URL-safe base64-ish with ':' separators. The original only checked length >= 20.
+_TOKEN_SHAPES = {
+    "apn": re.compile(r"[0-9A-Fa-f]{20,512}"),
+    "fcm": re.compile(r"[A-Za-z0-9_:\-.]{20,4096}"),
+}
+
+
+def token_shape_ok(kind: str, token: str) -> bool:
+    """Whether ``token`` looks like a device token of that kind (API registrations and imports)."""
+    pattern = _TOKEN_SHAPES.get(kind)
+    return pattern is not None and pattern.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)

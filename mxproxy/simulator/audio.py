@@ -108,7 +108,7 @@ def write_demo_audio(folder: Path) -> list[Path]:
     """(Re)generate the demo fixture's audio files; both are > 32 KiB so they download in chunks."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
-        "vm82.wav": speech_like_wav(10.0, pitch=115.0, seed=1),
+        "vm82.wav": speech_like_wav(29.0, pitch=115.0, seed=1),  # the README's duration 29
         "vm117.wav": speech_like_wav(7.0, pitch=140.0, seed=4),
     }
     written = []

@@ -247,6 +247,10 @@ class CallModel:
         self.emit(old_devices, lambda x: msg.connection_cleared(x, old.call_id, old.global_id, dropped=transferring,
                                                                  releasing=transferring, cause="singleStepTransfer"))
         self._delivered(new, new.devices())
+        if not self.name_of(to):
+            # An outside number has no phone in the simulator that could answer: the far end picks
+            # up at once, so the transferred call does not ring forever.
+            self.answer(new.call_id)
         return new
 
     def transfer(self, held_call_id: int, active_call_id: int, device: str) -> Call:

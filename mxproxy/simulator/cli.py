@@ -17,7 +17,7 @@ __all__ = ["run"]
 def run(args: argparse.Namespace) -> int:
     try:
         fixture = load_fixture(args.fixture) if getattr(args, "fixture", None) else demo_fixture()
-        quirks = Quirks().with_overrides(getattr(args, "quirk", None) or [])
+        quirks = Quirks.profile(getattr(args, "profile", None) or "spec", getattr(args, "quirk", None) or [])
     except (FixtureError, QuirkError) as exc:
         print(f"mxproxy simulator: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,7 +32,9 @@ class _BadInput(Exception):
     pass
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _body(request: Request, fields: Iterable[str]) -> dict[str, Any]:
+    """The JSON object body; a key not in ``fields`` is refused (400 naming it): a misspelt field
+    (``fromName`` for ``name``) must not be ignored silently."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -42,6 +44,10 @@ async def _body(request: Request) -> dict[str, Any]:
         raise _BadInput(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _BadInput("body must be a JSON object")
+    allowed = set(fields)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _BadInput(f"unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed)) or 'no body'})")
     return data
 
 
@@ -107,23 +113,23 @@ async def _calls(sim: "Simulator", request: Request) -> Any:
 
 
 async def _incoming_call(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("to", "from", "name"))
     call_id = await sim.incoming_call(_str(data, "to"), _str(data, "from"), _str(data, "name", ""))
     return {"callId": call_id}
 
 
 async def _answer(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("by",))
     await sim.answer(_int_path(request, "call_id"), _opt_str(data, "by"))
 
 
 async def _hangup(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("by",))
     await sim.hangup(_int_path(request, "call_id"), _opt_str(data, "by"))
 
 
 async def _voicemail(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("ext", "from", "name", "duration", "mediaType"))
     duration = _number(data, "duration", 5)
     if not duration.is_integer():
         raise _BadInput("'duration' must be a whole number of seconds")
@@ -134,7 +140,7 @@ async def _voicemail(sim: "Simulator", request: Request) -> Any:
 
 
 async def _presence(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("ext", "status", "note"))
     await sim.set_presence(_str(data, "ext"), _str(data, "status"), _str(data, "note", ""))
 
 
@@ -143,10 +149,7 @@ _DIRECTORY_KEYS = {"firstName": "first_name", "lastName": "last_name", "homePhon
                    "cellPhone": "cell_phone", "email": "email", "did": "did", "exchangeId": "exchange_id"}
 
 
-def _directory_fields(data: dict[str, Any], allowed: set[str]) -> dict[str, str]:
-    unknown = set(data) - set(_DIRECTORY_KEYS) - allowed
-    if unknown:
-        raise _BadInput(f"unknown key(s): {', '.join(sorted(unknown))}")
+def _directory_fields(data: dict[str, Any]) -> dict[str, str]:
     return {attr: _str(data, key) for key, attr in _DIRECTORY_KEYS.items() if key in data}
 
 
@@ -155,8 +158,8 @@ def _entry(person: Any) -> dict[str, Any]:
 
 
 async def _directory_add(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
-    fields = _directory_fields(data, {"ext", "jid"})
+    data = await _body(request, {*_DIRECTORY_KEYS, "ext", "jid"})
+    fields = _directory_fields(data)
     jid = None
     if data.get("jid") is not None:
         raw = _str(data, "jid")
@@ -167,8 +170,8 @@ async def _directory_add(sim: "Simulator", request: Request) -> Any:
 
 
 async def _directory_update(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
-    fields = _directory_fields(data, {"ext"})
+    data = await _body(request, {*_DIRECTORY_KEYS, "ext"})
+    fields = _directory_fields(data)
     return _entry(await sim.update_directory_entry(request.path_params["ext"], _opt_str(data, "ext"), **fields))
 
 
@@ -181,12 +184,12 @@ async def _drop(sim: "Simulator", request: Request) -> Any:
 
 
 async def _logout(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("mode",))
     return {"sessions": await sim.force_logout(request.path_params["login"], _str(data, "mode", "forced"))}
 
 
 async def _garbage(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("kind",))
     return {"sessions": await sim.send_garbage(request.path_params["login"], _str(data, "kind", "xml"))}
 
 
@@ -195,7 +198,7 @@ async def _get_delay(sim: "Simulator", request: Request) -> Any:
 
 
 async def _set_delay(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("seconds", "command"))
     sim.set_delay(_number(data, "seconds"), _opt_str(data, "command"))
     return {"delays": sim.delays()}
 
@@ -210,7 +213,7 @@ async def _clear_delay(sim: "Simulator", request: Request) -> Any:
 
 
 async def _set_drop(sim: "Simulator", request: Request) -> Any:
-    data = await _body(request)
+    data = await _body(request, ("command", "drop"))
     drop = data.get("drop", True)
     if not isinstance(drop, bool):
         raise _BadInput("'drop' must be true or false")

@@ -32,14 +32,18 @@ CALL_TYPE_FLAGS = 3145736
 CMDS_ALLOWED = 272
 
 
-def csta_error(category: str, value: str, namespace: bool = False) -> str:
-    return element("CSTAErrorCode", element(category, text=value), attrs={"xmlns": ECMA_323_NS} if namespace else None)
+def csta_error(category: str, value: str, namespace: bool = False, in_root: bool = False) -> str:
+    """ECMA-323 style (the value in a category child), or with the value as the root's text."""
+    attrs = {"xmlns": ECMA_323_NS} if namespace else None
+    if in_root:
+        return element("CSTAErrorCode", attrs=attrs, text=value)
+    return element("CSTAErrorCode", element(category, text=value), attrs=attrs)
 
 
 # -- session ---------------------------------------------------------------------------------
 
 
-def login_ok(user: SimUser, sn: str, api_version: int, server: bool) -> str:
+def login_ok(user: SimUser, sn: str, api_version: int, server: bool, root: str = "loginResponce") -> str:
     attrs = {
         "Code": 0, "sn": sn, "apiversion": api_version,
         "ext": "" if server else user.ext, "userId": 0 if server else user.jid,
@@ -47,7 +51,7 @@ def login_ok(user: SimUser, sn: str, api_version: int, server: bool) -> str:
         "proto": "TLS", "mxport": 5061, "clientport": 1234, "mxCapab": "Audio|Video|Im|Voicemail|Fax|CallRec",
         "maxMsgFileSizeMb": 10,
     }
-    return element("loginResponce", attrs=attrs, text="Login OK")
+    return element(root, attrs=attrs, text="Login OK")
 
 
 def login_failed(code: int, text: str, sn: str, api_version: int) -> str:
@@ -64,6 +68,11 @@ def presence(from_jid: int, status: str, note: str = "", mx_status: str = "") ->
 
 def empty(root: str) -> str:
     return element(root)
+
+
+def mode_result() -> str:
+    """What an MX might answer to ``iq set mode`` (spec §3.1: unknown; no client waits for it)."""
+    return element("iq", attrs={"type": "result", "id": "mode"})
 
 
 # -- monitors --------------------------------------------------------------------------------
@@ -140,10 +149,10 @@ def service_list(services: Iterable[Service]) -> str:
 # -- mail ------------------------------------------------------------------------------------
 
 
-def mail_list(items: Sequence[MailItem]) -> str:
+def mail_list(items: Sequence[MailItem], with_media_type: bool = True) -> str:
     return element("MailGetListIncomingResponse", *(
         element("mail",
-                element("mailId", text=m.mail_id), element("mediaType", text=m.media_type),
+                element("mailId", text=m.mail_id), optional("mediaType", m.media_type if with_media_type else None),
                 element("received", text=m.received), element("duration", text=m.duration),
                 element("read", text=m.read), element("note", text=m.note),
                 attrs={"from": m.from_number, "fromName": m.from_name, "callerName": m.caller_name, "to": m.to,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Iterable
 
-__all__ = ["Quirks", "QuirkError", "MAX_MAIL_CHUNK"]
+__all__ = ["Quirks", "QuirkError", "MAX_MAIL_CHUNK", "PROFILES"]
 
 # 48 000 raw bytes are 64 000 base64 characters; with the chunk's XML envelope that still fits
 # the 65 527-byte payload limit of one frame (spec §1.3).
@@ -20,6 +20,33 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "empty_call_log": ("empty", "nothing"),
     "next_chunk_past_end": ("error", "repeat"),
     "mail_list_default": ("VoiceMail", "Recording", "Fax", "Undefined", "all"),
+    "multipart_invoke_id": ("event", "request", "mixed"),
+    "mail_chunk_invoke_id": ("request", "event"),
+    "call_control_reply": ("both", "event", "event-first", "response"),
+    "call_event_invoke_id": ("event", "request"),
+    "error_layout": ("child", "root"),
+    "empty_elements": ("open-close", "self-closing"),
+    "booleans": ("word", "digit", "letter", "upper"),
+    "login_reply": ("loginResponce", "loginResponse"),
+}
+
+#: Named sets of quirks (``--profile NAME``): each a reading of the spec's open questions that a
+#: real MX may take. The connector's operation tests and the API route tests run against every
+#: one of them, so a new variant is one line here.
+PROFILES: dict[str, dict[str, object]] = {
+    # today's defaults: the spec's recommendations
+    "spec": {},
+    # the MX stand-in of issue 8: multi-part results on the request's id, call control answered by the event only
+    "name-matched": {"multipart_invoke_id": "request", "call_control_reply": "event"},
+    # everything in the order it happens: the call event first, then the response; the
+    # requester's copy of the event carries the request's invoke id
+    "strict-order": {"call_control_reply": "event-first", "call_event_invoke_id": "request"},
+    # ids in every mix: pages/chunks alternate 9999 and the request's id, voicemail chunks on 9999
+    "mixed": {"multipart_invoke_id": "mixed", "mail_chunk_invoke_id": "event", "call_event_invoke_id": "request"},
+    # the XML the Go readers accept in all its forms
+    "dialect": {"xml_prolog": True, "reply_namespace": True, "empty_elements": "self-closing", "booleans": "digit",
+                "mail_media_type": False, "login_reply": "loginResponse", "extra_markup": True, "mode_reply": True,
+                "server_keepalive": 0.5, "error_layout": "root"},
 }
 
 
@@ -68,6 +95,54 @@ class Quirks:
     #: Accept ``MonitorStartAb`` (then send ``Ab*UserEvent``s); false answers it with
     #: ``CSTAErrorCode`` (an MX without address-book notifications).
     address_book_events: bool = True
+    #: Invoke id of ``ablist`` pages and ``callloginfo`` chunks: ``event`` (9999, spec §3.1),
+    #: ``request`` (the request's id) or ``mixed`` (alternating, 9999 first).
+    multipart_invoke_id: str = "event"
+    #: Invoke id of ``MailReceiveIncoming`` chunks: ``request`` (a direct response) or ``event`` (9999).
+    mail_chunk_invoke_id: str = "request"
+    #: How call control (ClearConnection, HoldCall, RetrieveCall, AnswerCall,
+    #: SingleStepTransferCall, Start/StopRecording) is answered: ``both`` (response, then the
+    #: events), ``event`` (the events only), ``event-first`` (events, then the response) or
+    #: ``response`` (the requesting session gets no copy of the events).
+    call_control_reply: str = "both"
+    #: The requesting session's copy of the events a call-control command causes: on ``event``
+    #: (9999) or on the ``request``'s invoke id.
+    call_event_invoke_id: str = "event"
+    #: ``CSTAErrorCode`` text in an ECMA-323 ``child`` element or in the ``root`` itself.
+    error_layout: str = "child"
+    #: Prefix every message with ``<?xml version="1.0" encoding="utf-8"?>``.
+    xml_prolog: bool = False
+    #: Put the ECMA-323 ed4 namespace on every message's root.
+    reply_namespace: bool = False
+    #: Empty elements as ``<x></x>`` (Go) or ``<x/>``.
+    empty_elements: str = "open-close"
+    #: Booleans as ``true/false`` (word), ``1/0`` (digit), ``t/f`` (letter) or ``TRUE/FALSE`` (upper).
+    booleans: str = "word"
+    #: ``mail`` items of a mailbox list carry a ``mediaType`` child.
+    mail_media_type: bool = True
+    #: Root name of a successful login reply (the MX spells it ``loginResponce``).
+    login_reply: str = "loginResponce"
+    #: An unknown attribute on every element and an unknown element in every message.
+    extra_markup: bool = False
+    #: Answer ``iq set mode`` with ``<iq type="result" id="mode"/>`` on its invoke id.
+    mode_reply: bool = False
+    #: Send ``0000<keepalive />`` to logged-in clients every this many seconds (0 = never).
+    server_keepalive: float = 0.0
+
+    @classmethod
+    def profile(cls, name: str, overrides: Iterable[str] = ()) -> "Quirks":
+        """The quirks of a named profile (``PROFILES``), then ``NAME=VALUE`` overrides."""
+        try:
+            values = PROFILES[name]
+        except KeyError:
+            raise QuirkError(f"unknown profile {name!r} (expected one of: {', '.join(PROFILES)})") from None
+        return cls(**values).with_overrides(overrides)  # type: ignore[arg-type]
+
+    @property
+    def reshapes_xml(self) -> bool:
+        """Some quirk rewrites outgoing XML (``mxproxy.simulator.dialect``)."""
+        return (self.xml_prolog or self.reply_namespace or self.extra_markup or self.empty_elements != "open-close"
+                or self.booleans != "word")
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -80,7 +155,7 @@ class Quirks:
             raise QuirkError("quirk ab_page_size must be between 1 and 100")
         if not 1 <= self.mail_chunk_size <= MAX_MAIL_CHUNK:
             raise QuirkError(f"quirk mail_chunk_size must be between 1 and {MAX_MAIL_CHUNK}")
-        for name in ("event_gap", "logout_close_delay", "idle_timeout"):
+        for name in ("event_gap", "logout_close_delay", "idle_timeout", "server_keepalive"):
             if getattr(self, name) < 0:
                 raise QuirkError(f"quirk {name} must not be negative")
 

@@ -19,6 +19,7 @@ from mxproxy.connectors.zultys.framing import EVENT_ID, encode_frame
 from mxproxy.simulator import messages as msg
 from mxproxy.simulator.audio import tone_wav
 from mxproxy.simulator.calls import Call, CallError, CallModel
+from mxproxy.simulator.dialect import dialect
 from mxproxy.simulator.fixture import (
     MEDIA_TYPES,
     CallLogEntry,
@@ -67,6 +68,10 @@ class Simulator:
         self.host = host
         self.port = port
         self.quirks = quirks or Quirks()
+        #: (session, invoke id) of the call-control command being handled: the events it causes
+        #: reach that session as quirks ``call_control_reply`` / ``call_event_invoke_id`` say.
+        self.cause: tuple[Session, int] | None = None
+        self._dialect: tuple[Quirks, Callable[[str], str] | None] | None = None
         self._control_address = control or None
         self._certfile, self._keyfile = certfile, keyfile
         self._cert: CertPair | None = None
@@ -261,13 +266,29 @@ class Simulator:
         except Exception:  # a broken event must not kill the loop's timer
             log.exception("simulator: delivering an event failed")
 
+    @property
+    def dialect(self) -> Callable[[str], str] | None:
+        """The XML rewrite of the current quirks (None: messages go out as built)."""
+        cached = self._dialect
+        if cached is None or cached[0] is not self.quirks:
+            cached = self._dialect = (self.quirks, dialect(self.quirks))
+        return cached[1]
+
     def _emit(self, devices: Iterable[str], build: Callable[[int], str]) -> None:
         wanted = list(dict.fromkeys(d for d in devices if d))
-        self._after_gap(lambda: self._deliver(wanted, build))
+        cause = self.cause
+        self._after_gap(lambda: self._deliver(wanted, build, cause))
 
-    def _deliver(self, devices: list[str], build: Callable[[int], str]) -> None:
+    def _deliver(self, devices: list[str], build: Callable[[int], str],
+                 cause: tuple[Session, int] | None = None) -> None:
         for device in devices:
             for ref, session in list(self._monitors.get(device, {}).items()):
+                if cause is not None and session is cause[0]:
+                    if self.quirks.call_control_reply == "response":
+                        continue
+                    if self.quirks.call_event_invoke_id == "request":
+                        session.send(cause[1], build(ref))
+                        continue
                 session.send_event(build(ref))
 
     # -- call log (spec §4.3) --------------------------------------------------------------------

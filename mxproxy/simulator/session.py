@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from xml.etree.ElementTree import Element
 
 from mxproxy.connectors.errors import MXProtocolError
-from mxproxy.connectors.zultys.framing import EVENT_ID, FrameError, encode_frame, read_frame
+from mxproxy.connectors.zultys.framing import EVENT_ID, KEEPALIVE_FRAME, FrameError, encode_frame, read_frame
 from mxproxy.connectors.zultys.xml import attr_int, bool_of, int_of, parse, parse_bool, text_of
 from mxproxy.simulator import messages as msg
 from mxproxy.simulator.calls import Call, CallError
@@ -33,6 +33,9 @@ log = logging.getLogger("mxproxy.simulator")
 __all__ = ["Session", "SessionInfo", "password_hash"]
 
 COMMAND_HISTORY = 1000
+#: Commands whose reply follows quirk ``call_control_reply`` (and whose events ``call_event_invoke_id``).
+CALL_CONTROL = frozenset({"ClearConnection", "HoldCall", "RetrieveCall", "AnswerCall", "SingleStepTransferCall",
+                          "StartRecording", "StopRecording"})
 
 
 def password_hash(password: str) -> str:
@@ -104,6 +107,7 @@ class Session:
         self.connected_at = time.time()
         self.closed_at: float | None = None
         self._delayed: set[asyncio.Task[None]] = set()
+        self._keepalive: asyncio.TimerHandle | None = None
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -129,6 +133,9 @@ class Session:
     def send(self, invoke_id: int, xml: str) -> None:
         if self.closed:
             return
+        rewrite = self.sim.dialect
+        if rewrite is not None:
+            xml = rewrite(xml)
         try:
             frame = encode_frame(invoke_id, xml)
         except FrameError:
@@ -143,6 +150,31 @@ class Session:
         if not self.closed:
             self.writer.write(data)
 
+    def send_part(self, invoke_id: int, part: int, xml: str) -> None:
+        """One part of a multi-part result (``ablist`` page, ``callloginfo`` chunk), on the
+        invoke id quirk ``multipart_invoke_id`` says."""
+        how = self.sim.quirks.multipart_invoke_id
+        on_request = how == "request" or (how == "mixed" and part % 2 == 1)
+        self.send(invoke_id if on_request else EVENT_ID, xml)
+
+    def reply_call_control(self, invoke_id: int, xml: str) -> None:
+        """The direct response of a call-control command, as quirk ``call_control_reply`` says
+        (the events it caused are already queued behind the event gap)."""
+        how = self.sim.quirks.call_control_reply
+        if how == "event":
+            return
+        if how == "event-first":
+            self.later(lambda: self.send(invoke_id, xml))
+        else:
+            self.send(invoke_id, xml)
+
+    def _send_keepalive(self) -> None:
+        self._keepalive = None
+        if not self.closed:
+            self.send_raw(KEEPALIVE_FRAME)
+            self._keepalive = asyncio.get_running_loop().call_later(self.sim.quirks.server_keepalive,
+                                                                    self._send_keepalive)
+
     def close(self, abort: bool = False) -> None:
         """Close the socket (``abort``: reset it without a TLS close_notify, like a dead network)."""
         if self.closed:
@@ -151,6 +183,9 @@ class Session:
         self.closed_at = time.time()
         for task in self._delayed:
             task.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
         try:
             if abort:
                 self.writer.transport.abort()
@@ -213,6 +248,8 @@ class Session:
                 self.error(invoke_id, msg.NOT_LOGGED_IN)
             return
         handler = _HANDLERS.get(name)
+        if name in CALL_CONTROL:
+            self.sim.cause = (self, invoke_id)  # the requester's copies of the events it causes
         try:
             if handler is None:
                 raise _Refused(msg.UNSUPPORTED)
@@ -224,9 +261,12 @@ class Session:
         except Exception:  # a simulator bug must not look like a protocol answer nobody sent
             log.exception("session %d: handling %s failed", self.id, name)
             self.error(invoke_id, ("unspecified", "internalError"))
+        finally:
+            self.sim.cause = None
 
     def error(self, invoke_id: int, error: tuple[str, str]) -> None:
-        self.send(invoke_id, msg.csta_error(*error, namespace=self.sim.quirks.error_namespace))
+        q = self.sim.quirks
+        self.send(invoke_id, msg.csta_error(*error, namespace=q.error_namespace, in_root=q.error_layout == "root"))
 
     def later(self, fn: Callable[[], None]) -> None:
         self.sim._after_gap(fn)
@@ -273,9 +313,12 @@ class Session:
         self.user, self.kind = user, kind
         self.attrs = {k: v for k, v in el.attrib.items()}
         self.sim._logged_in(self)
-        self.send(iid, msg.login_ok(user, fx.sn, fx.api_version, server=kind == "Server"))
-        if kind == "User" and self.sim.quirks.presence_after_login:
+        q = self.sim.quirks
+        self.send(iid, msg.login_ok(user, fx.sn, fx.api_version, server=kind == "Server", root=q.login_reply))
+        if kind == "User" and q.presence_after_login:
             self.send_event(msg.presence(0, user.presence, user.presence_note))
+        if q.server_keepalive and self._keepalive is None:
+            self._keepalive = asyncio.get_running_loop().call_later(0, self._send_keepalive)
 
     def on_logout(self, iid: int, el: Element) -> None:
         self.close()
@@ -317,34 +360,36 @@ class Session:
     def on_iq(self, iid: int, el: Element) -> None:
         kind, what = el.get("type", ""), el.get("id", "")
         if kind == "get" and what == "addressbook":
-            self._addressbook(max(0, attr_int(el, "index", 0)), el.get("sortmode", "last"))
+            self._addressbook(iid, max(0, attr_int(el, "index", 0)), el.get("sortmode", "last"))
         elif kind == "get" and what == "calllog":
-            self._calllog(attr_int(el, "timestamp", -1))
+            self._calllog(iid, attr_int(el, "timestamp", -1))
         elif kind == "set" and what == "mode":
             self.call_mode = {k: v for k, v in el.attrib.items() if k in ("mode", "ringdelay", "vmdelay")}
             self.call_mode["address"] = text_of(el, "address")
+            if self.sim.quirks.mode_reply:
+                self.send(iid, msg.mode_result())
         # roster/buddy and other iq: nothing known to answer; ignored like a real fire-and-forget
 
-    def _addressbook(self, index: int, sortmode: str) -> None:
+    def _addressbook(self, iid: int, index: int, sortmode: str) -> None:
         people = self.sim._sorted_directory(sortmode)
         size = self.sim.quirks.ab_page_size
         page = people[index * size:(index + 1) * size]
-        self.send_event(msg.ablist(len(people), index, page))
+        self.send_part(iid, index, msg.ablist(len(people), index, page))
 
-    def _calllog(self, since: int) -> None:
+    def _calllog(self, iid: int, since: int) -> None:
         q = self.sim.quirks
         entries = sorted(self.sim.fixture.call_logs.get(self.login, []), key=lambda e: e.record_id)
         if since > 0:
             entries = [e for e in entries if e.time >= since]
         if not entries:
             if q.empty_call_log == "empty":
-                self.send_event(msg.callloginfo([]))
+                self.send_part(iid, 0, msg.callloginfo([]))
             return
         n = q.call_log_chunk
-        for start in range(0, len(entries), n):
-            self.send_event(msg.callloginfo(entries[start:start + n]))
+        for part, start in enumerate(range(0, len(entries), n)):
+            self.send_part(iid, part, msg.callloginfo(entries[start:start + n]))
         if q.call_log_end_marker and len(entries) % n == 0:
-            self.send_event(msg.callloginfo([]))
+            self.send_part(iid, -(-len(entries) // n), msg.callloginfo([]))
 
     def on_services(self, iid: int, el: Element) -> None:
         self.send(iid, msg.service_list(self.sim.fixture.services))
@@ -373,24 +418,24 @@ class Session:
     def on_answer_call(self, iid: int, el: Element) -> None:
         call, device = self._call_device(int_of(el, "callToBeAnswered/callID", -1), text_of(el, "callToBeAnswered/deviceID"))
         self.sim.model.answer(call.call_id, device)
-        self.send(iid, msg.empty("AnswerCallResponse"))
+        self.reply_call_control(iid, msg.empty("AnswerCallResponse"))
 
     def on_clear_connection(self, iid: int, el: Element) -> None:
         call, device = self._call_device(int_of(el, "connectionToBeCleared/callID", -1),
                                          text_of(el, "connectionToBeCleared/deviceID"))
         self.sim.model.clear(call.call_id, device)
-        self.send(iid, msg.empty("ClearConnectionResponse"))
+        self.reply_call_control(iid, msg.empty("ClearConnectionResponse"))
 
     def on_hold(self, iid: int, el: Element) -> None:
         call, device = self._call_device(int_of(el, "callToBeHeld/callID", -1), text_of(el, "callToBeHeld/deviceID"))
         self.sim.model.hold(call.call_id, device)
-        self.send(iid, msg.empty("HoldCallResponse"))
+        self.reply_call_control(iid, msg.empty("HoldCallResponse"))
 
     def on_retrieve(self, iid: int, el: Element) -> None:
         call, device = self._call_device(int_of(el, "callToBeRetrieved/callID", -1),
                                          text_of(el, "callToBeRetrieved/deviceID"))
         self.sim.model.retrieve(call.call_id, device)
-        self.send(iid, msg.empty("RetrieveCallResponse"))
+        self.reply_call_control(iid, msg.empty("RetrieveCallResponse"))
 
     def on_single_step_transfer(self, iid: int, el: Element) -> None:
         call, device = self._call_device(int_of(el, "activeCall/callID", -1), text_of(el, "activeCall/deviceID"))
@@ -398,7 +443,7 @@ class Session:
         if not to:
             raise _Refused(("operation", "invalidDestination"))
         new = self.sim.model.single_step_transfer(call.call_id, device, to)
-        self.send(iid, msg.transfer_response(new.call_id, to))
+        self.reply_call_control(iid, msg.transfer_response(new.call_id, to))
 
     def on_deflect(self, iid: int, el: Element) -> None:
         call, device = self._call_device(int_of(el, "callToBeDiverted/callID", -1), text_of(el, "callToBeDiverted/deviceID"))
@@ -441,7 +486,7 @@ class Session:
         given = text_of(el, "Call/deviceID").strip() or device
         self.sim.model.set_recording(call.call_id, given, start, self.sim.quirks.recording_layout,
                                      monitored=self.ext or device)
-        self.send(iid, msg.empty(el.tag + "Response"))
+        self.reply_call_control(iid, msg.empty(el.tag + "Response"))
         if not start and self.user is not None and self.kind == "User":
             user = self.user
             self.later(lambda: self.sim._new_recording(user, call))
@@ -480,7 +525,7 @@ class Session:
         media = self._media(el, default)
         items = sorted((m for m in self.sim.fixture.mailboxes.get(self.login, []) if media is None or m.media_type == media),
                        key=lambda m: m.mail_id)
-        self.send(iid, msg.mail_list(items))
+        self.send(iid, msg.mail_list(items, with_media_type=self.sim.quirks.mail_media_type))
 
     def on_mail_delete(self, iid: int, el: Element) -> None:
         self._mail_allowed()
@@ -527,7 +572,8 @@ class Session:
                     raise _Refused(msg.NO_DOWNLOAD)
                 number = total
         self.cursors[mail_id] = number
-        self.send(iid, msg.mail_chunk(item, number, total, data[(number - 1) * size:number * size]))
+        chunk = msg.mail_chunk(item, number, total, data[(number - 1) * size:number * size])
+        self.send(EVENT_ID if self.sim.quirks.mail_chunk_invoke_id == "event" else iid, chunk)
 
     def on_mail_cancel(self, iid: int, el: Element) -> None:
         self._mail_allowed()

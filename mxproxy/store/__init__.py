@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mxproxy.store.base import DeviceToken, InvalidRecord, SigningKey, Store, StoreError, UserRecord
+from mxproxy.store.base import (
+    DeviceToken,
+    ImportOutcome,
+    InvalidRecord,
+    SigningKey,
+    Store,
+    StoreError,
+    UserRecord,
+)
 from mxproxy.store.crypto import CorruptRecord, StoreKeyError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -13,6 +21,7 @@ DEFAULT_DB = "mxproxy.db"
 __all__ = [
     "CorruptRecord",
     "DeviceToken",
+    "ImportOutcome",
     "InvalidRecord",
     "SigningKey",
     "Store",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 
 class StoreError(Exception):
@@ -30,6 +31,7 @@ class UserRecord:
     needs_reauth: bool = False  # MX rejected the stored password; tokens stop working
     created_at: float = 0.0
     updated_at: float = 0.0
+    sign_in_name: str = ""  # what the user typed at POST /auth (e.g. an e-mail); "" = unknown
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,62 @@ class DeviceToken:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One instance of a cluster as its membership row says (ages are by the store's clock)."""
+
+    id: str
+    url: str  # base URL peers reach its public API at (``[cluster] advertise``)
+    started_at: float
+    heartbeat_age: float  # seconds since its last heartbeat
+    leaving: bool = False  # handing its users over before it stops
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who owns a user's MX session. ``epoch`` grows by one whenever the owner changes, so an
+    instance that lost the lease (paused, partitioned) is fenced off by comparing it."""
+
+    login: str
+    instance: str
+    epoch: int
+    expires_in: float  # seconds until it lapses (negative: lapsed), by the store's clock
+    successor: str | None = None  # the instance the holder hands the user over to
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A stored user that wants a session (not ``needs_reauth``) and its lease, if any."""
+
+    login: str
+    lease: Lease | None
+
+
+class ClusterUnsupported(StoreError):
+    """This store cannot coordinate several instances (SQLite is single-instance)."""
+
+
+@dataclass(frozen=True)
 class SigningKey:
     kid: str
     private_pem: bytes = field(repr=False)  # PKCS#8 PEM, clear (encrypted in the store)
     created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What ``import_records`` did with each record (or, in a dry run, would have done)."""
+
+    users_added: tuple[str, ...] = ()
+    users_unchanged: tuple[str, ...] = ()  # stored already with the same host, MX login, password
+    users_kept: tuple[str, ...] = ()  # stored already with other values: the store's are newer, kept
+    tokens_added: tuple[DeviceToken, ...] = ()
+    tokens_unchanged: tuple[DeviceToken, ...] = ()
+    tokens_kept: tuple[DeviceToken, ...] = ()  # registered to another user in the store: kept
+    tokens_without_user: tuple[DeviceToken, ...] = ()  # owner neither stored nor imported: skipped
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.users_added or self.tokens_added)
 
 
 class Store(abc.ABC):
@@ -69,9 +123,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_user(self, login: str) -> UserRecord | None: ...
 
+    async def find_user(self, name: str) -> UserRecord | None:
+        """The user whose MX login is ``name``, else the one who last signed in as ``name``
+        (case-insensitive): the admin API accepts either (README's ``dmitrys@xyzrd.com``)."""
+        user = await self.get_user(name)
+        if user is not None:
+            return user
+        folded = name.casefold()
+        named = [u for u in await self.list_users() if u.sign_in_name and u.sign_in_name.casefold() == folded]
+        return max(named, key=lambda u: u.updated_at, default=None)
+
     @abc.abstractmethod
     async def put_user(self, user: UserRecord) -> None:
-        """Insert or replace; keeps created_at of an existing row."""
+        """Insert or replace; keeps created_at of an existing row (and its sign-in name when
+        the new record has none)."""
 
     @abc.abstractmethod
     async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
@@ -106,6 +171,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_token_result(self, kind: str, topic: str, token: str, result: str, at: float) -> None: ...
 
+    # bulk import (MX Proxy 2.3's store, mxproxy/upgrade/) -------------------------------------
+    @abc.abstractmethod
+    async def import_records(self, users: Sequence[UserRecord], tokens: Sequence[DeviceToken], *,
+                             source: str, dry_run: bool = False) -> ImportOutcome:
+        """Add users and device tokens the store does not hold yet, all in one transaction, and
+        record ``source`` as imported (``import_source``). Records already stored are left as
+        they are, so a second run changes nothing. ``dry_run`` reports and rolls back."""
+
+    @abc.abstractmethod
+    async def import_source(self) -> str | None:
+        """What the last committed ``import_records`` recorded as its source, or None."""
+
     # signing keys ----------------------------------------------------------------------------
     @abc.abstractmethod
     async def put_signing_key(self, key: SigningKey) -> None: ...
@@ -116,3 +193,51 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_signing_key(self, kid: str) -> None: ...
+
+    # single instance or cluster ------------------------------------------------------------------
+    #: True when several processes may share this store as one service (PostgreSQL).
+    shared = False
+
+    async def claim_exclusive_use(self) -> None:
+        """Called once by ``mxproxy serve``: a store that serves a single instance refuses a
+        second process (StoreError naming the holder); a shared store accepts any number."""
+
+    # The cluster statements (implemented over SQL for both dialects; see store/cluster.py).
+    async def heartbeat(self, instance_id: str, url: str, *, leaving: bool = False) -> None:
+        raise ClusterUnsupported("this store does not keep cluster membership")
+
+    async def members(self) -> list[Member]:
+        raise ClusterUnsupported("this store does not keep cluster membership")
+
+    async def leave_cluster(self, instance_id: str) -> None:
+        raise ClusterUnsupported("this store does not keep cluster membership")
+
+    async def placements(self) -> list[Placement]:
+        raise ClusterUnsupported("this store does not keep leases")
+
+    async def renew_leases(self, instance_id: str, wanted: Mapping[str, str | None], ttl: float) -> dict[str, Lease]:
+        """One statement for a whole round: take or renew the lease of every login in ``wanted``
+        (value: the successor to hand it to, or None) where it is free, lapsed, already ours or
+        handed to us. Returns the leases held afterwards; a login missing is owned by another."""
+        raise ClusterUnsupported("this store does not keep leases")
+
+    async def lease_of(self, login: str) -> Lease | None:
+        raise ClusterUnsupported("this store does not keep leases")
+
+    async def release_leases(self, instance_id: str, logins: Iterable[str]) -> None:
+        """Let our leases of ``logins`` lapse now (another instance may take them at once)."""
+        raise ClusterUnsupported("this store does not keep leases")
+
+    async def claim_push(self, login: str, item: str, fingerprint: str, *, instance_id: str, epoch: int,
+                         window: float, grace: float = 0.0) -> bool:
+        """Fenced, cluster-wide duplicate filter: True when this instance, holding ``login``'s
+        lease at ``epoch``, is the first to push ``fingerprint`` for ``item`` (a call or mail)
+        within ``window`` seconds; False for a repeat or a lost (or lapsed) lease. The holder
+        of the previous epoch may still claim for ``grace`` seconds after the lease moved (its
+        session covers the new owner's MX login; the claim keeps it to one push)."""
+        raise ClusterUnsupported("this store does not keep push claims")
+
+    async def cluster_housekeeping(self, *, dead_after: float, claims_after: float) -> None:
+        """Forget instances silent for ``dead_after`` s, push claims older than ``claims_after``
+        s and leases of users no longer stored."""
+        raise ClusterUnsupported("this store does not keep cluster membership")

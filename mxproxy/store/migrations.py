@@ -98,6 +98,74 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=2,
+        description="users.sign_in_name: the name typed at sign-in, so the admin API accepts it",
+        sqlite=(
+            "ALTER TABLE users ADD COLUMN sign_in_name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX users_by_sign_in_name ON users (lower(sign_in_name))",
+        ),
+        postgres=(
+            "ALTER TABLE {s}.users ADD COLUMN sign_in_name TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX users_by_sign_in_name ON {s}.users (lower(sign_in_name))",
+        ),
+    ),
+    Migration(
+        version=3,
+        description="cluster: instance membership, per-user leases, cluster-wide push claims",
+        sqlite=(
+            """CREATE TABLE cluster_instances (
+                id TEXT PRIMARY KEY CHECK (id <> ''),
+                url TEXT NOT NULL,
+                started_at REAL NOT NULL,
+                heartbeat_at REAL NOT NULL,
+                leaving INTEGER NOT NULL DEFAULT 0
+            )""",
+            """CREATE TABLE user_leases (
+                login TEXT PRIMARY KEY CHECK (login <> ''),
+                instance TEXT NOT NULL,
+                epoch INTEGER NOT NULL,
+                expires_at REAL NOT NULL,
+                successor TEXT,
+                previous TEXT,
+                changed_at REAL NOT NULL
+            )""",
+            "CREATE INDEX user_leases_by_instance ON user_leases (instance)",
+            """CREATE TABLE push_claims (
+                login TEXT NOT NULL,
+                item TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                claimed_at REAL NOT NULL,
+                PRIMARY KEY (login, item)
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE {s}.cluster_instances (
+                id TEXT PRIMARY KEY CHECK (id <> ''),
+                url TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                heartbeat_at DOUBLE PRECISION NOT NULL,
+                leaving BOOLEAN NOT NULL DEFAULT FALSE
+            )""",
+            """CREATE TABLE {s}.user_leases (
+                login TEXT PRIMARY KEY CHECK (login <> ''),
+                instance TEXT NOT NULL,
+                epoch BIGINT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                successor TEXT,
+                previous TEXT,
+                changed_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX user_leases_by_instance ON {s}.user_leases (instance)",
+            """CREATE TABLE {s}.push_claims (
+                login TEXT NOT NULL,
+                item TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                claimed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (login, item)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
@@ -65,6 +65,10 @@ class PostgresStore(SQLStore):
 
     _lock_row = " FOR UPDATE"
     _foreign_key_errors = (asyncpg.ForeignKeyViolationError,)
+    shared = True
+    _now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"
+    _json_pairs = "SELECT j.value->>0 AS login, j.value->>1 AS successor FROM jsonb_array_elements(?::jsonb) AS j(value)"
+    _json_texts = "SELECT j.value AS value FROM jsonb_array_elements_text(?::jsonb) AS j(value)"
 
     def __init__(
         self,
@@ -99,6 +103,9 @@ class PostgresStore(SQLStore):
         self._tokens = f"{s}.device_tokens"
         self._keys = f"{s}.signing_keys"
         self._meta = f"{s}.store_meta"
+        self._instances = f"{s}.cluster_instances"
+        self._leases = f"{s}.user_leases"
+        self._claims = f"{s}.push_claims"
 
     @property
     def where(self) -> str:
@@ -166,7 +173,7 @@ class PostgresStore(SQLStore):
 
     async def _all(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         async with self._conn() as conn:
-            return list(await conn.fetch(dollar_params(sql), *params))
+            return await _Statements(conn).all(sql, *params)
 
     async def _run(self, sql: str, *params: Any) -> int:
         async with self._conn() as conn:
@@ -187,6 +194,13 @@ class _Statements(Transaction):
 
     async def one(self, sql: str, *params: Any) -> asyncpg.Record | None:
         return await self._conn.fetchrow(dollar_params(sql), *params)
+
+    async def all(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        return list(await self._conn.fetch(dollar_params(sql), *params))
+
+    async def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        if params:
+            await self._conn.executemany(dollar_params(sql), params)
 
     async def run(self, sql: str, *params: Any) -> int:
         """Rows touched, from the command tag such as ``DELETE 1`` or ``INSERT 0 1``."""

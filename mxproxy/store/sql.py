@@ -12,16 +12,27 @@ import abc
 import re
 from contextlib import AbstractAsyncContextManager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 from mxproxy.store import rows, validation
-from mxproxy.store.base import DeviceToken, InvalidRecord, SigningKey, Store, StoreError, UserRecord
+from mxproxy.store.base import (
+    DeviceToken,
+    ImportOutcome,
+    InvalidRecord,
+    SigningKey,
+    Store,
+    StoreError,
+    UserRecord,
+)
+from mxproxy.store.cluster import ClusterStatements
 from mxproxy.store.crypto import SecretBox
 
 #: How often put_token retries when a concurrent registration of the same token won the insert.
 PUT_TOKEN_ATTEMPTS = 5
 
 TOKEN_KEY = "kind = ? AND topic = ? AND token = ?"
+#: store_meta row naming the last committed bulk import
+IMPORT_SOURCE = "import_source"
 
 
 @lru_cache(maxsize=256)
@@ -41,8 +52,22 @@ class Transaction(abc.ABC):
     async def run(self, sql: str, *params: Any) -> int:
         """Execute; the number of rows touched."""
 
+    @abc.abstractmethod
+    async def all(self, sql: str, *params: Any) -> list[rows.Row]: ...
 
-class SQLStore(Store):
+    @abc.abstractmethod
+    async def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Execute one statement once per parameter row (the driver's executemany)."""
+
+
+class _DryRun(Exception):
+    """Raised inside a dry-run import so its transaction rolls back; carries the outcome."""
+
+    def __init__(self, outcome: ImportOutcome) -> None:
+        self.outcome = outcome
+
+
+class SQLStore(ClusterStatements, Store):
     """Every Store operation, written once; subclasses supply the dialect's plumbing."""
 
     #: Table names as the dialect spells them (PostgreSQL qualifies them with the schema).
@@ -98,16 +123,28 @@ class SQLStore(Store):
 
     async def put_user(self, user: UserRecord) -> None:
         validation.user(user)
-        sealed = rows.seal_password(self._secrets(), user)
-        stamp = rows.now()
         await self._run(
-            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES ({rows.placeholders(rows.USER_COLUMNS)})
             ON CONFLICT (login) DO UPDATE SET host = excluded.host, mx_login = excluded.mx_login,
                 password_enc = excluded.password_enc, needs_reauth = excluded.needs_reauth,
-                updated_at = excluded.updated_at""",
-            user.login, user.host, user.mx_login, sealed, bool(user.needs_reauth),
-            float(user.created_at or stamp), float(user.updated_at or stamp),
+                updated_at = excluded.updated_at,
+                sign_in_name = CASE WHEN excluded.sign_in_name = '' THEN {self._users}.sign_in_name
+                                    ELSE excluded.sign_in_name END""",
+            *rows.user_values(self._secrets(), user, rows.now()),
         )
+
+    async def find_user(self, name: str) -> UserRecord | None:
+        validation.text("login", name)
+        row = await self._one(
+            f"""SELECT {rows.USER_COLUMNS} FROM {self._users} WHERE login = ?
+            UNION ALL
+            SELECT * FROM (SELECT {rows.USER_COLUMNS} FROM {self._users}
+                           WHERE sign_in_name <> '' AND lower(sign_in_name) = lower(?)
+                           ORDER BY updated_at DESC LIMIT 1) AS named
+            LIMIT 1""",
+            name, name,
+        )
+        return None if row is None else rows.user_from_row(self._secrets(), row)
 
     async def set_user_needs_reauth(self, login: str, needs_reauth: bool) -> bool:
         validation.text("login", login)
@@ -121,6 +158,8 @@ class SQLStore(Store):
         validation.text("login", login)
         async with self._transaction() as tx:
             await tx.run(f"DELETE FROM {self._tokens} WHERE login = ?", login)
+            await tx.run(f"DELETE FROM {self._leases} WHERE login = ?", login)
+            await tx.run(f"DELETE FROM {self._claims} WHERE login = ?", login)
             return await tx.run(f"DELETE FROM {self._users} WHERE login = ?", login) > 0
 
     async def list_users(self) -> list[UserRecord]:
@@ -142,8 +181,8 @@ class SQLStore(Store):
                     if row is None:
                         inserted = await tx.run(
                             f"""INSERT INTO {self._tokens} ({rows.TOKEN_COLUMNS})
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
-                            *key, token.login, token.sandbox, stamp, token.last_result, token.last_result_at,
+                            VALUES ({rows.placeholders(rows.TOKEN_COLUMNS)}) ON CONFLICT DO NOTHING""",
+                            *rows.token_values(token, stamp),
                         )
                         if inserted == 1:
                             return None
@@ -194,6 +233,79 @@ class SQLStore(Store):
         await self._run(
             f"UPDATE {self._tokens} SET last_result = ?, last_result_at = ? WHERE {TOKEN_KEY}", result, float(at), *key
         )
+
+    # bulk import ------------------------------------------------------------------------------
+    async def import_records(self, users: Sequence[UserRecord], tokens: Sequence[DeviceToken], *,
+                             source: str, dry_run: bool = False) -> ImportOutcome:
+        for user in users:
+            validation.user(user)
+        for token in tokens:
+            validation.device_token(token)
+        validation.text("source", source)
+        box = self._secrets()
+        try:
+            async with self._transaction() as tx:
+                outcome = await self._import(tx, box, users, tokens)
+                await tx.run(
+                    f"""INSERT INTO {self._meta} (name, value) VALUES (?, ?)
+                    ON CONFLICT (name) DO UPDATE SET value = excluded.value""", IMPORT_SOURCE, source,
+                )
+                if dry_run:
+                    raise _DryRun(outcome)
+        except _DryRun as rolled_back:
+            return rolled_back.outcome
+        return outcome
+
+    async def _import(self, tx: Transaction, box: SecretBox, users: Sequence[UserRecord],
+                      tokens: Sequence[DeviceToken]) -> ImportOutcome:
+        stored = {row["login"]: rows.user_from_row(box, row)
+                  for row in await tx.all(f"SELECT {rows.USER_COLUMNS} FROM {self._users}")}
+        added, unchanged, kept = [], [], []
+        new_users: dict[str, UserRecord] = {}
+        for user in users:
+            old = stored.get(user.login) or new_users.get(user.login)
+            if old is None:
+                new_users[user.login] = user
+                added.append(user.login)
+            elif (old.host, old.mx_login, old.password) == (user.host, user.mx_login, user.password):
+                unchanged.append(user.login)
+            else:
+                kept.append(user.login)
+        stamp = rows.now()
+        await tx.many(
+            f"""INSERT INTO {self._users} ({rows.USER_COLUMNS}) VALUES ({rows.placeholders(rows.USER_COLUMNS)})
+            ON CONFLICT DO NOTHING""",
+            [rows.user_values(box, u, stamp) for u in new_users.values()],
+        )
+        owners = {(row["kind"], row["topic"], row["token"]): row["login"]
+                  for row in await tx.all(f"SELECT kind, topic, token, login FROM {self._tokens}")}
+        known = stored.keys() | new_users.keys()
+        t_added, t_unchanged, t_kept, t_orphans = [], [], [], []
+        for token in tokens:
+            key = (token.kind, token.topic, token.token)
+            owner = owners.get(key)
+            if owner is None and token.login not in known:
+                t_orphans.append(token)
+            elif owner is None:
+                owners[key] = token.login
+                t_added.append(token)
+            elif owner == token.login:
+                t_unchanged.append(token)
+            else:
+                t_kept.append(token)
+        await tx.many(
+            f"""INSERT INTO {self._tokens} ({rows.TOKEN_COLUMNS}) VALUES ({rows.placeholders(rows.TOKEN_COLUMNS)})
+            ON CONFLICT DO NOTHING""",
+            [rows.token_values(t, stamp) for t in t_added],
+        )
+        return ImportOutcome(
+            users_added=tuple(added), users_unchanged=tuple(unchanged), users_kept=tuple(kept),
+            tokens_added=tuple(t_added), tokens_unchanged=tuple(t_unchanged), tokens_kept=tuple(t_kept),
+            tokens_without_user=tuple(t_orphans),
+        )
+
+    async def import_source(self) -> str | None:
+        return await self._get_meta(IMPORT_SOURCE)
 
     # signing keys ----------------------------------------------------------------------------
     async def put_signing_key(self, key: SigningKey) -> None:

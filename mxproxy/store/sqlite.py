@@ -9,13 +9,14 @@ process sharing the file waits (busy timeout) instead of failing half-way.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import secrets
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import aiosqlite
 
@@ -41,6 +42,36 @@ class SQLiteStore(SQLStore):
         self._conn: aiosqlite.Connection | None = None
         self._box: SecretBox | None = None
         self._lock = asyncio.Lock()
+        self._exclusive: int | None = None  # fd of the held ``<db>.lock`` file
+
+    @property
+    def lock_path(self) -> Path:
+        return Path(self.path + ".lock")
+
+    async def claim_exclusive_use(self) -> None:
+        """SQLite serves one instance: hold an exclusive lock on ``<db>.lock`` until ``close``.
+
+        A second ``mxproxy serve`` on the same file would open every user's MX session a second
+        time and push every call twice; it stops at start instead, naming the holder."""
+        if self.in_memory or self._exclusive is not None:
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"SQLite store {self.path}: cannot open {self.lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"SQLite store {self.path} is in use by another mxproxy process (pid {holder}); a SQLite "
+                "store serves a single instance: stop the other one, or share a PostgreSQL store "
+                "(server.db = postgresql://...) to run several"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._exclusive = fd
 
     @property
     def in_memory(self) -> bool:
@@ -65,6 +96,9 @@ class SQLiteStore(SQLStore):
 
     async def close(self) -> None:
         conn, self._conn, self._box = self._conn, None, None
+        fd, self._exclusive = self._exclusive, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
         if conn is not None:
             async with self._lock:
                 await conn.close()
@@ -166,8 +200,7 @@ class SQLiteStore(SQLStore):
 
     async def _all(self, sql: str, *params: Any) -> list[aiosqlite.Row]:
         async with self._locked() as conn:
-            async with conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return await _Statements(conn).all(sql, *params)
 
     async def _run(self, sql: str, *params: Any) -> int:
         async with self._transaction() as tx:
@@ -192,3 +225,11 @@ class _Statements(Transaction):
     async def run(self, sql: str, *params: Any) -> int:
         async with self._conn.execute(sql, params) as cur:
             return cur.rowcount
+
+    async def all(self, sql: str, *params: Any) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        if params:
+            await self._conn.executemany(sql, params)

@@ -47,6 +47,7 @@ def user(record: UserRecord) -> UserRecord:
     text("host", record.host)
     text("mx_login", record.mx_login)
     text("password", record.password, allow_empty=True)
+    text("sign_in_name", record.sign_in_name, allow_empty=True)
     if not isinstance(record.needs_reauth, bool):
         raise InvalidRecord("needs_reauth: expected true or false")
     timestamp("created_at", record.created_at)

@@ -32,7 +32,8 @@ async def test_healthz_is_ok(admin: AdminHarness) -> None:
 async def test_readyz_is_ready_with_no_users_and_with_live_ones(admin: AdminHarness) -> None:
     r = await admin.client.get("/readyz")
     assert (r.status_code, r.json()) == (200, {"status": "ok", "store": "ok",
-                                               "sessions": {"users": 0, "live": 0, "share": 1.0}, "push": []})
+                                               "sessions": {"users": 0, "live": 0, "share": 1.0}, "push": [],
+                                               "warnings": []})
     await admin.sign_in()
     r = await admin.client.get("/readyz")
     assert r.status_code == 200
@@ -49,7 +50,7 @@ async def test_readyz_is_503_when_users_exist_but_no_mx_session_is_live(admin: A
         await asyncio.sleep(0.02)
     assert r.status_code == 503
     assert r.json() == {"status": "not ready", "store": "ok", "sessions": {"users": 1, "live": 0, "share": 0.0},
-                        "push": []}
+                        "push": [], "warnings": []}
 
 
 async def test_readyz_is_503_when_the_store_does_not_answer(admin: AdminHarness) -> None:

@@ -138,6 +138,16 @@ async def test_post_users_form_signs_the_user_out_closing_the_mx_session_and_del
     assert r.status_code == 401
 
 
+@pytest.mark.parametrize("name", ["dmitrys@xyzrd.com", "Dmitrys@XYZRD.com", "dmitrys"])
+async def test_post_users_takes_the_sign_in_name_or_the_mx_login(admin: AdminHarness, name: str) -> None:
+    """The README's own example signs out ``dmitrys@xyzrd.com``: the name typed at sign-in."""
+    await admin.sign_in()
+    r = await admin.client.post("/users", content=f"login={name}",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert (r.status_code, r.json()) == (200, {"userLogout": name})
+    assert (await admin.client.get("/users")).json() == {"users": {}}
+
+
 async def test_post_users_accepts_a_json_body(admin: AdminHarness) -> None:
     await admin.sign_in()
     r = await admin.client.post("/users", json={"login": "dmitrys"})

@@ -117,6 +117,17 @@ async def test_push_a_named_event_sends_the_policys_sample_payload(
     assert r.status_code == 400 and r.json()["error"].startswith('bad value for "event"')
 
 
+async def test_push_takes_the_sign_in_name_like_the_readme_example(
+    pushing: AdminHarness, apns: LocalAPNs  # noqa: F811
+) -> None:
+    await pushing.sign_in()
+    await add_tokens(pushing, GOOD)
+    r = await pushing.client.post("/push", content=b'{"login": "dmitrys@xyzrd.com", "event": "Delivered"}',
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    assert [item["status"] for item in r.json()["results"]] == ["ok"]
+
+
 async def test_a_json_body_sent_as_curl_d_sends_it_as_a_form_is_read_as_json(
     pushing: AdminHarness, apns: LocalAPNs  # noqa: F811
 ) -> None:
@@ -126,8 +137,9 @@ async def test_a_json_body_sent_as_curl_d_sends_it_as_a_form_is_read_as_json(
                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
     assert [res["status"] for res in r.json()["results"]] == ["ok"]
-    r = await pushing.client.post("/push", content=b'{"login": ', headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert (r.status_code, r.json()) == (400, {"error": "malformed JSON body"})
+    for bad in (b'{"login": ', b'{"login": ' + b"[" * 5000, b'{"login": ' + b"9" * 5000 + b"}"):
+        r = await pushing.client.post("/push", content=bad, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 400 and r.json()["error"].startswith("malformed JSON body: "), r.text
 
 
 async def test_push_to_one_registered_token(pushing: AdminHarness, apns: LocalAPNs) -> None:  # noqa: F811
@@ -191,3 +203,43 @@ async def test_readyz_is_503_with_the_dispatchers_problem_once_the_prune_guard_t
     r = await pushing.client.post("/push", json={"login": "user5", "payload": {}})
     [result] = r.json()["results"]
     assert (result["final"], result["pruned"]) == (True, False)
+
+
+async def test_credentials_that_fail_to_load_show_in_push_status_and_readiness(
+    tmp_path: Path, pki: dict[str, Any]  # noqa: F811
+) -> None:
+    """A wrong .p12 password, a missing .p8 and a broken service-account JSON each name their key
+    in ``GET /push`` and make ``/readyz`` 503 (not only a start-up log line); no password leaks."""
+    (tmp_path / "broken-sa.json").write_text('{"type": "service_account"}')
+    config = push_config(
+        tmp_path,
+        voip={"apn": {str(pki["p12"]): "wrong-password-5f3a"},
+              "apnToken": {"keyFile": "missing.p8", "keyId": "ABC123DEFG", "teamId": "TEAM123456",
+                           "topics": ["com.example.other"]},
+              "fcm": {"com.example.phone": "broken-sa.json"}},
+    )
+    async with build_admin(tmp_path, push_config=config) as admin:
+        r = await admin.client.get("/push")
+        assert r.status_code == 200
+        problems = r.json()["credentialProblems"]
+        assert len(problems) == 3, problems
+        assert any(p.startswith(f'voip.apn."{pki["p12"]}"') and "wrong password" in p for p in problems)
+        assert any(p.startswith("voip.apnToken.keyFile") and "missing.p8" in p for p in problems)
+        assert any(p.startswith('voip.fcm."com.example.phone"') for p in problems)
+        assert "wrong-password-5f3a" not in r.text
+        r = await admin.client.get("/readyz")
+        assert r.status_code == 503
+        assert sorted(r.json()["push"]) == sorted(f"push: credential not loaded: {p}" for p in problems)
+
+
+async def test_a_legacy_fcm_key_is_listed_in_push_status_and_readyz_which_stays_ready(
+    tmp_path: Path, pki: dict[str, Any], apns: LocalAPNs  # noqa: F811
+) -> None:
+    config = push_config(tmp_path, voip={"apn": {str(pki["p12"]): "secret"}, "fcm": {"com.old": "AAAAlegacy:APA91b"}})
+    async with build_admin(tmp_path, push_config=config) as admin:
+        status = (await admin.client.get("/push")).json()
+        assert status["fcmLegacyKeys"] == ["com.old"]
+        ready = await admin.client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["warnings"] == ["push: FCM app com.old has a legacy server key: nothing is sent to FCM for it"]
+        assert "AAAAlegacy" not in ready.text + str(status)

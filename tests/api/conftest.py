@@ -22,13 +22,14 @@ from mxproxy.api.app import create_app
 from mxproxy.api.context import ApiContext
 from mxproxy.auth.azure import AzureADValidator
 from mxproxy.auth.keyring import KeyRing
+from mxproxy.auth.signin_limits import SignInLimiter
 from mxproxy.auth.tokens import TokenService
 from mxproxy.config import Config, parse_config
 from mxproxy.connectors.registry import create_connector
 from mxproxy.provisioning import create_provisioner
 from mxproxy.push.topics import PushTopics
 from mxproxy.sessions import SessionManager
-from mxproxy.simulator import Simulator, demo_fixture
+from mxproxy.simulator import Quirks, Simulator, demo_fixture
 from mxproxy.store import create_store
 
 # The README's literal example credentials.
@@ -76,9 +77,10 @@ class ApiHarness:
 
 @contextlib.asynccontextmanager
 async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
-                    azure: dict[str, Any] | None = None) -> AsyncIterator[ApiHarness]:
+                    azure: dict[str, Any] | None = None, profile: str = "spec",
+                    extra: dict[str, Any] | None = None) -> AsyncIterator[ApiHarness]:
     fixture = demo_fixture()
-    sim = Simulator(fixture, host="127.0.0.1", port=0, control=None)
+    sim = Simulator(fixture, host="127.0.0.1", port=0, control=None, quirks=Quirks.profile(profile))
     await sim.start()
     me = demo_user(fixture, DEMO_EXT)
     peter = demo_user(fixture, SECOND_EXT)
@@ -88,7 +90,7 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
             "apps": {CLIENT_ID: CLIENT_SECRET},
             "logName": "mxproxy.log",
             "mx": {"responseTimeout": response_timeout, "connectTimeout": "2s", "reconnectMin": "30s",
-                   "reconnectMax": "60s", "callLogIdle": "200ms"},
+                   "reconnectMax": "60s", "callLogIdle": "200ms", "callReplyGrace": "50ms"},
             "static": {
                 "mode": "users",
                 "host": f"127.0.0.1:{sim.port}",
@@ -99,7 +101,8 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
                 },
             },
         }
-        | ({"azure": azure} if azure else {}),
+        | ({"azure": azure} if azure else {})
+        | (extra or {}),
         base_dir=tmp_path,
     )
     validator = AzureADValidator(config.azure) if config.azure.enabled else None
@@ -112,9 +115,11 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
     connector = create_connector(config.mx)
     sessions = SessionManager(connector, store, config)
     await sessions.start()
+    limiter = SignInLimiter(config.signin) if config.signin.enabled else None
     ctx = ApiContext(
         config=config, tokens=tokens, azure=validator, provisioner=provisioner, sessions=sessions, store=store,
         push_topics=PushTopics.of(apn=[(APN_TOPIC, False), (APN_TOPIC, True)], fcm=[FCM_APP]),
+        signin_limits=limiter,
     )
     app = create_app(ctx)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mxproxy.test")
@@ -122,6 +127,8 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
         yield ApiHarness(sim=sim, ctx=ctx, app=app, client=client, config=config, log_path=log_path)
     finally:
         await client.aclose()
+        if limiter is not None:
+            await limiter.aclose()
         await sessions.stop()
         await connector.aclose()
         await provisioner.aclose()
@@ -132,8 +139,10 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[ApiHarness]:
-    async with build_api(tmp_path) as harness:
+async def api(tmp_path: Path, sim_profile: str) -> AsyncIterator[ApiHarness]:
+    """The harness on the ``sim_profile`` simulator profile ("spec"; every profile for tests
+    marked ``profiles``)."""
+    async with build_api(tmp_path, profile=sim_profile) as harness:
         yield harness
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 
-from tests.api.conftest import DEMO_EXT, ApiHarness
+from tests.api.conftest import DEMO_EXT, ApiHarness, build_api
 from tests.api.readme_examples import README_CALL_LOG
+
+#: every route test here runs against each MX simulator profile; MX-free ones only on "spec"
+pytestmark = pytest.mark.profiles
 
 
 async def _wait_call_info(api: ApiHarness, token: str, call_id: int) -> dict:
@@ -51,6 +56,17 @@ async def test_call_log_has_the_readme_keys(api: ApiHarness, token: str) -> None
         assert ours["missed"] is example.get("missed", False)
 
 
+@pytest.mark.parametrize("entries", [0, 21, 42, 43])
+async def test_call_log_of_any_size_is_complete(api: ApiHarness, token: str, entries: int) -> None:
+    """Chunk boundaries (21 per chunk): an empty log, exactly one and two full chunks, one more."""
+    mx_login = next(u.login for u in api.sim.fixture.users if u.ext == DEMO_EXT)
+    api.sim.fixture.set_call_log(mx_login, entries, first_record_id=500)
+    r = await api.client.get("/calls", headers=api.bearer(token))
+    assert r.status_code == 200, r.text
+    assert _record_ids(r) == list(range(500, 500 + entries))
+
+
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("timestamp", ["1504522727", "2017-09-04T10:58:47Z", "2017-09-04t10:58:47.123456789z",
                                        "2017-09-04T13:58:47+03:00", "001504522727"])
 async def test_call_log_timestamp_filters(api: ApiHarness, token: str, timestamp: str) -> None:
@@ -60,6 +76,7 @@ async def test_call_log_timestamp_filters(api: ApiHarness, token: str, timestamp
     assert len(r.json()["callLog"]) < len(full)
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("timestamp", ["yesterday", "2017-13-45", "1.5",
                                        # what int() / fromisoformat() took beyond "Unix seconds or RFC 3339"
                                        "1_504_522_727", "+1504522727", " 1504522727", "\u0661\u0662",
@@ -77,6 +94,7 @@ async def test_far_future_timestamp_is_an_empty_log_not_an_error(api: ApiHarness
     assert r.json() == {"callLog": []}
 
 
+@pytest.mark.profiles("spec")
 async def test_leap_second_timestamp_is_accepted(api: ApiHarness, token: str) -> None:
     r = await api.client.get("/calls", params={"timestamp": "2016-12-31T23:59:60Z"}, headers=api.bearer(token))
     assert r.status_code == 200, r.text
@@ -92,12 +110,14 @@ async def test_readme_call_mode(api: ApiHarness, token: str) -> None:
     assert r.json() == {"callMode": {"remote": True, "device": "79031744445", "ringDelay": 1, "vmDelay": 30}}
 
 
+@pytest.mark.profiles("spec")
 async def test_call_mode_with_empty_body_means_local(api: ApiHarness, token: str) -> None:
     r = await api.client.patch("/calls", headers=api.bearer(token))
     assert r.status_code == 200
     assert r.json() == {"callMode": {"remote": False, "device": "", "ringDelay": 1, "vmDelay": 30}}
 
 
+@pytest.mark.profiles("spec")
 async def test_call_mode_from_a_form(api: ApiHarness, token: str) -> None:
     r = await api.client.patch("/calls", data={"remote": "", "device": "phone", "ringDelay": "5"},
                                headers=api.bearer(token))
@@ -105,12 +125,14 @@ async def test_call_mode_from_a_form(api: ApiHarness, token: str) -> None:
     assert r.json()["callMode"] == {"remote": True, "device": "phone", "ringDelay": 5, "vmDelay": 30}
 
 
+@pytest.mark.profiles("spec")
 async def test_call_mode_json_numbers_with_a_zero_fraction_are_integers(api: ApiHarness, token: str) -> None:
     r = await api.client.patch("/calls", json={"ringDelay": 5.0, "vmDelay": 20}, headers=api.bearer(token))
     assert r.status_code == 200, r.text
     assert r.json()["callMode"]["ringDelay"] == 5
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("form,expected", [
     ({"remote": "TRUE"}, True), ({"remote": "Off"}, False), ({"remote": "0"}, False), ({"remote": ""}, True),
     ({"ringDelay": ""}, False), ({"ringDelay": "007"}, False),
@@ -121,6 +143,7 @@ async def test_call_mode_form_values_as_documented(api: ApiHarness, token: str, 
     assert r.json()["callMode"]["remote"] is expected
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("form", [{"remote": " true"}, {"remote": "2"}, {"ringDelay": " 5"},
                                   {"ringDelay": "1_0"}, {"ringDelay": "+5"}, {"vmDelay": "\u0665"},
                                   {"ringDelay": "65536"}])
@@ -131,6 +154,7 @@ async def test_call_mode_form_values_outside_the_document_are_400(api: ApiHarnes
     assert next(iter(form)) in r.json()["error"]
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("body,fragment", [
     ('{"remote":tru', "malformed JSON"),
     ('{"ringDelay":5.5}', '"ringDelay"'),
@@ -158,6 +182,7 @@ async def test_readme_make_call(api: ApiHarness, token: str) -> None:
     assert made["calledDevice"] == "79031744437"
 
 
+@pytest.mark.profiles("spec")
 async def test_make_call_without_to_is_400(api: ApiHarness, token: str) -> None:
     r = await api.client.post("/calls", json={"from": "3095"}, headers=api.bearer(token))
     assert r.status_code == 400
@@ -195,12 +220,14 @@ async def test_sip_answer_and_transfer_echo_their_parameters(api: ApiHarness, to
     assert t.json() == {"transfer": {"callId": call_id, "device": "sipPhone", "to": "12345"}}
 
 
+@pytest.mark.profiles("spec")
 async def test_unknown_call_info_is_404(api: ApiHarness, token: str) -> None:
     r = await api.client.get("/calls/987654321", headers=api.bearer(token))
     assert r.status_code == 404
     assert r.json() == {"error": "not found"}
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("raw", ["abc", "99999999999999999999", "1.5", "1_0", "+1", "%20%31", "%D9%A1"])
 async def test_non_int64_call_id_is_404(api: ApiHarness, token: str, raw: str) -> None:
     r = await api.client.get(f"/calls/{raw}", headers=api.bearer(token))
@@ -236,13 +263,27 @@ async def test_record_start_stop_and_conference_from_call(api: ApiHarness, token
 # --- timeouts and reconnects ------------------------------------------------------------------------
 
 
-async def test_mx_timeout_is_504(api: ApiHarness, token: str) -> None:
-    api.sim.set_delay(3.0, command="GetServiceList")
-    r = await api.client.get("/services", headers=api.bearer(token))
+@pytest.fixture
+async def quick_timeout_api(tmp_path: Path, sim_profile: str) -> AsyncIterator[ApiHarness]:
+    async with build_api(tmp_path, response_timeout="300ms", profile=sim_profile) as harness:
+        yield harness
+
+
+@pytest.mark.parametrize("method, path, command", [("GET", "/services", "GetServiceList"), ("GET", "/contacts", "iq"),
+                                                   ("DELETE", "/calls/{call}", "ClearConnection"),
+                                                   ("PUT", "/calls/{call}/hold", "HoldCall")])
+async def test_mx_timeout_is_504(quick_timeout_api: ApiHarness, method: str, path: str, command: str) -> None:
+    api = quick_timeout_api
+    token = await api.sign_in()
+    call_id = await api.sim.incoming_call(to_ext=DEMO_EXT, from_number="3044", from_name="Peter Hyde")
+    await _wait_call_info(api, token, call_id)
+    api.sim.set_delay(3.0, command=command)
+    r = await api.client.request(method, path.format(call=call_id), headers=api.bearer(token))
     assert r.status_code == 504
     assert r.json() == {"error": "mx response timeout"}
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_dropped_mx_session_is_503_with_retry_after(api: ApiHarness, token: str) -> None:
     login = (await api.ctx.tokens.verify(token)).sub
     await api.sim.drop_session(login)  # the MX login is the JWT subject
@@ -258,6 +299,7 @@ async def test_dropped_mx_session_is_503_with_retry_after(api: ApiHarness, token
 # --- call-log cache ---------------------------------------------------------------------------------
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_second_call_log_request_is_served_without_asking_the_mx(api: ApiHarness, token: str) -> None:
     first = await api.client.get("/calls", headers=api.bearer(token))
     queries = _mx_queries(api)
@@ -270,6 +312,7 @@ async def test_second_call_log_request_is_served_without_asking_the_mx(api: ApiH
     assert api.ctx.sessions.get(_login_of(api)).call_log_cache.fetches == 2
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_concurrent_call_log_requests_share_one_mx_query(api: ApiHarness, token: str) -> None:
     api.sim.set_delay(0.3, "iq")  # the MX is slow: every request arrives while the query runs
     queries = _mx_queries(api)

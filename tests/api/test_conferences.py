@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import ApiHarness
+
+#: every route test here runs against each MX simulator profile; MX-free ones only on "spec"
+pytestmark = pytest.mark.profiles
 
 README_CONFERENCE = """{
     "Id": "",
@@ -52,6 +57,7 @@ async def test_create_update_list_delete(api: ApiHarness, token: str) -> None:
     assert conf_id not in {c["Id"] for c in listed}
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_owner_defaults_to_the_user(api: ApiHarness, token: str) -> None:
     jid = int((await api.client.get("/auth", headers=api.bearer(token))).json()["jid"])
     r = await api.client.post("/conferences", json={"name": "Mine", "accessId": 123, "type": "Once"},

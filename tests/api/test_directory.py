@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import ApiHarness
 from tests.api.readme_examples import README_CONTACTS, README_SERVICES
+
+#: every route test here runs against each MX simulator profile; MX-free ones only on "spec"
+pytestmark = pytest.mark.profiles
 
 
 async def test_contacts_equal_the_readme_list(api: ApiHarness, token: str) -> None:
@@ -13,6 +18,7 @@ async def test_contacts_equal_the_readme_list(api: ApiHarness, token: str) -> No
     assert r.json() == {"contacts": README_CONTACTS}
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_contact_jids_are_strings_with_every_digit(api: ApiHarness, token: str) -> None:
     r = await api.client.get("/contacts", headers=api.bearer(token))
     assert '"jid": "43884851147406145"' in r.text
@@ -31,6 +37,7 @@ async def test_services_have_the_readme_shape(api: ApiHarness, token: str) -> No
     assert readme <= ours
 
 
+@pytest.mark.profiles("spec")
 async def test_contacts_need_a_token(api: ApiHarness) -> None:
     assert (await api.client.get("/contacts")).status_code == 401
 

@@ -12,6 +12,9 @@ from mxproxy.simulator import demo_fixture
 from tests.api.conftest import DEMO_EXT, ApiHarness, serve
 from tests.api.readme_examples import README_VOICEMAILS
 
+#: every route test here runs against each MX simulator profile; MX-free ones only on "spec"
+pytestmark = pytest.mark.profiles
+
 
 async def _leave(api: ApiHarness, audio: bytes, media_type: str = "VoiceMail") -> str:
     mail_id = await api.sim.leave_voicemail(ext=DEMO_EXT, from_number="3044", from_name="Peter Hyde",
@@ -47,6 +50,7 @@ async def test_media_filter_keeps_real_labels(api: ApiHarness, token: str) -> No
     assert {i["id"] for i in recordings} <= {i["id"] for i in everything}
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_download_streams_the_exact_audio(api: ApiHarness, token: str) -> None:
     audio = b"RIFF" + os.urandom(100_000)  # several CSTA chunks
     mail_id = await _leave(api, audio)
@@ -73,6 +77,7 @@ async def test_download_of_unknown_mail_is_404(api: ApiHarness, token: str) -> N
     assert "error" in r.json()
 
 
+@pytest.mark.profiles("spec")  # not protocol-sensitive
 async def test_client_disconnect_cancels_the_mx_download(api: ApiHarness, token: str) -> None:
     audio = b"RIFF" + os.urandom(2_000_000)
     mail_id = await _leave(api, audio)
@@ -103,6 +108,7 @@ async def test_patch_note_and_read(api: ApiHarness, token: str) -> None:
     assert items["117"]["read"] is True and items["117"]["note"] == "called back"
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("body", [None, "{}"])
 async def test_patch_without_fields_is_400(api: ApiHarness, token: str, body: str | None) -> None:
     r = await api.client.patch("/voicemails/82", content=body, headers={**api.bearer(token),
@@ -118,6 +124,7 @@ async def test_delete_removes_the_message(api: ApiHarness, token: str) -> None:
     assert mail_id not in {i["id"] for i in items}
 
 
+@pytest.mark.profiles("spec")
 @pytest.mark.parametrize("method,path", [("GET", "/voicemails"), ("GET", "/voicemails/82"),
                                          ("DELETE", "/voicemails/82"), ("PATCH", "/voicemails/82")])
 @pytest.mark.parametrize("media", ["voicemail", " Fax", "Video"])

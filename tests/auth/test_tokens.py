@@ -147,6 +147,16 @@ async def test_token_missing_subject_is_rejected(keys: KeyRing, service: TokenSe
     assert await reason(service, token) == "bad token claims"
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", [10**400, -(10**400), 2**63, 1e308 * 10])
+async def test_claimed_time_beyond_64_bits_is_a_bad_claim_not_a_crash(
+        keys: KeyRing, service: TokenService, clock: FakeClock, claim: str, value: float) -> None:
+    now = int(clock.now)
+    claims: dict[str, Any] = {"exp": now + 300, "iat": now, "jti": "x", "sub": "a", claim: value}
+    token = await signed_by_ring(keys, claims)
+    assert await reason(service, token) in ("bad token claims", "token not before now")
+
+
 async def test_wrong_typ_is_a_bad_token_type(keys: KeyRing, service: TokenService, clock: FakeClock) -> None:
     now = int(clock.now)
     token = await signed_by_ring(keys, {"exp": now + 300, "iat": now, "jti": "x", "sub": "a"}, typ="at+jwt")

@@ -89,8 +89,10 @@ def make_push_p12(
     password: str = "secret",
     days: int = 365,
     uid: bool = True,
+    legacy: bool = False,
 ) -> Path:
-    """An Apple-style push client certificate in a password-protected PKCS#12 file."""
+    """An Apple-style push client certificate in a password-protected PKCS#12 file; ``legacy``:
+    encrypted the old way (3DES, SHA-1 MAC), as Keychain and MX Proxy 2.3-era tools wrote them."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     attrs = []
     if uid:
@@ -110,9 +112,16 @@ def make_push_p12(
         if wanted:
             builder = builder.add_extension(x509.UnrecognizedExtension(oid, b"\x05\x00"), critical=False)
     cert = builder.sign(ca.key, hashes.SHA256())
-    encryption = (
-        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
-    )
+    if legacy:
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+            .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1())
+            .build(password.encode())
+        )
+    else:
+        encryption = (
+            serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+        )
     path.write_bytes(pkcs12.serialize_key_and_certificates(bundle_id.encode(), key, cert, None, encryption))
     return path
 

@@ -69,6 +69,7 @@ class LocalFCM:
     sends: list[SendRequest] = field(default_factory=list)
     token_requests: int = 0
     port: int = 0
+    tls: tuple[str, str] | None = None  # (certificate PEM, key PEM): serve HTTPS instead of HTTP
     _issued: set[str] = field(default_factory=set)
     _seen: dict[str, int] = field(default_factory=dict)
     _server: uvicorn.Server | None = None
@@ -77,7 +78,7 @@ class LocalFCM:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def token_uri(self) -> str:
@@ -103,7 +104,8 @@ class LocalFCM:
             Route("/token", self._token, methods=["POST"]),
             Route("/v1/projects/{project}/messages:send", self._send, methods=["POST"]),
         ])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        tls = {"ssl_certfile": self.tls[0], "ssl_keyfile": self.tls[1]} if self.tls else {}
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1, **tls)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         while not self._server.started:

@@ -111,12 +111,20 @@ async def test_unknown_app_has_no_credentials(tmp_path, fcm):
     assert result.status == results.NO_CREDENTIALS and fcm.sends == []
 
 
-async def test_legacy_server_key_is_refused_with_a_clear_message(tmp_path, fcm, caplog):
+async def test_a_legacy_server_key_keeps_the_app_but_sends_nothing(tmp_path, fcm, caplog):
     sender = make_sender(tmp_path, fcm, fcm_apps={APP: "service-account.json", "com.old": "AAAAlegacyServerKey:APA91b"})
-    await sender.aclose()
-    assert sender.app_ids == {APP}
-    [problem] = sender.problems
-    assert 'voip.fcm."com.old"' in problem and "legacy" in problem and "service-account" in problem
+    try:
+        result = await send_once(sender, token("old-device-token-1", app="com.old"), MAIL, "voip")
+    finally:
+        await sender.aclose()
+    assert sender.app_ids == {APP, "com.old"}  # its tokens are still accepted and kept
+    assert sender.problems == []  # not a load failure: the upgrade goes on
+    assert result.status == results.NO_CREDENTIALS and not result.final and "legacy server key" in result.reason
+    assert [s.message["token"] for s in fcm.sends] == []
+    warned = [r for r in caplog.records if "com.old" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"  # once, at start
+    message = warned[0].getMessage()
+    assert 'voip.fcm."com.old"' in message and "legacy" in message and "service-account" in message
     assert "AAAAlegacy" not in caplog.text  # the key itself is never logged
 
 

@@ -126,15 +126,21 @@ async def test_make_call_to_an_internal_extension_reaches_both_monitors(start_si
     assert (await callee.read()).name == "ConnectionClearedEvent"
 
 
-async def test_single_step_transfer_answers_with_the_new_call_then_events(start_simulator, raw_connect):
+async def _transfer_an_answered_call(start_simulator, raw_connect, caller: str, to: str):  # type: ignore[no-untyped-def]
+    """dmitrys (3095) answers a call from ``caller`` and single-step transfers it to ``to``."""
     sim = await start_simulator()
     conn, _ = await _monitored(raw_connect, sim, "dmitrys", "78561", "3095")
-    call_id = await sim.incoming_call("3095", "79031744437")
+    call_id = await sim.incoming_call("3095", caller)
     await conn.read_until("DeliveredEvent")
     await sim.answer(call_id)
     await conn.read_until("EstablishedEvent")
     await conn.send(3, f"<SingleStepTransferCall><activeCall><callID>{call_id}</callID><deviceID>3095</deviceID></activeCall>"
-                       "<transferredTo>3044</transferredTo></SingleStepTransferCall>")
+                       f"<transferredTo>{to}</transferredTo></SingleStepTransferCall>")
+    return sim, conn
+
+
+async def test_single_step_transfer_answers_with_the_new_call_then_events(start_simulator, raw_connect):
+    sim, conn = await _transfer_an_answered_call(start_simulator, raw_connect, "79031744437", "3044")
     direct = await conn.read()
     assert (direct.invoke_id, direct.name) == (3, "SingleStepTransferCallResponse")
     assert direct.text("transferredCall/deviceID") == "3044" and direct.text("transferredCall/callID").isdigit()
@@ -142,6 +148,15 @@ async def test_single_step_transfer_answers_with_the_new_call_then_events(start_
     assert transfered.name == "TransferedEvent" and _dev(transfered, "transferredToDevice") == "3044"
     assert (await conn.read()).name == "ConnectionClearedEvent"
     assert [c["called"]["device"] for c in sim.calls()] == ["3044"]
+
+
+async def test_a_call_transferred_to_an_outside_number_is_answered_there(start_simulator, raw_connect):
+    """Nobody in the simulator can answer an outside number: the transferred call must not stay
+    ``alerting`` forever."""
+    sim, conn = await _transfer_an_answered_call(start_simulator, raw_connect, "3044", "+15125550100")
+    assert (await conn.read()).name == "SingleStepTransferCallResponse"
+    [new] = sim.calls()
+    assert new["called"] == {"device": "+15125550100", "name": "+15125550100", "state": "connected"}
 
 
 async def test_unknown_call_ids_get_csta_error_with_the_request_invoke_id(start_simulator, raw_connect):

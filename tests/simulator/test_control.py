@@ -137,6 +137,26 @@ async def test_bad_input_gets_a_json_error(start_simulator):
         assert isinstance(r.json()["error"], str) and r.json()["error"]
 
 
+async def test_unknown_fields_are_refused_naming_the_field(start_simulator):
+    """``fromName`` (the demo banner's old mistake) used to be ignored, the call ringing unnamed."""
+    sim = await start_simulator(control=True)
+    async with httpx.AsyncClient(base_url=sim.control_url) as http:
+        cases = [
+            ("/calls", {"to": "3095", "from": "3044", "fromName": "Peter Hyde"}, "fromName"),
+            ("/voicemails", {"ext": "3095", "from": "3044", "length": 7}, "length"),
+            ("/presence", {"ext": "3044", "status": "Away", "mood": "x"}, "mood"),
+            ("/delay", {"seconds": 1, "cmd": "MakeCall"}, "cmd"),
+            ("/drop", {"command": "ClearConnection", "dropped": False}, "dropped"),
+            ("/users/dmitrys/logout", {"mod": "forced"}, "mod"),
+            ("/directory", {"ext": "3300", "nickname": "x"}, "nickname"),
+        ]
+        for path, body, field in cases:
+            r = await http.post(path, json=body)
+            assert r.status_code == 400, (path, r.text)
+            assert r.json()["error"].startswith(f"unknown field {field!r}"), r.json()
+        assert sim.calls() == [] and sim.delays() == {}  # nothing half-done
+
+
 async def test_control_server_stops_with_the_simulator(start_simulator):
     sim = await start_simulator(control=True)
     url = sim.control_url

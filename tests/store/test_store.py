@@ -60,6 +60,20 @@ async def test_put_user_replaces_fields_but_keeps_created_at(store: Store) -> No
     assert got.updated_at == 5000.0
 
 
+async def test_find_user_by_mx_login_or_by_sign_in_name_case_insensitively(store: Store) -> None:
+    await store.put_user(user("dmitrys", sign_in_name="dmitrys@xyzrd.com"))
+    await store.put_user(user("peterh"))
+    for name in ("dmitrys", "dmitrys@xyzrd.com", "DMITRYS@xyzrd.COM"):
+        found = await store.find_user(name)
+        assert found is not None and found.login == "dmitrys", name
+        assert found.sign_in_name == "dmitrys@xyzrd.com"
+    assert (await store.find_user("peterh")).login == "peterh"  # type: ignore[union-attr]
+    assert await store.find_user("nobody@xyzrd.com") is None
+    # a later put without a sign-in name (e.g. a re-login after a restart) keeps the known one
+    await store.put_user(user("dmitrys"))
+    assert (await store.get_user("dmitrys")).sign_in_name == "dmitrys@xyzrd.com"  # type: ignore[union-attr]
+
+
 async def test_list_users_returns_all_sorted_by_login(store: Store) -> None:
     for login in ("carol", "alice", "bob"):
         await store.put_user(user(login, password=f"pw-{login}"))
@@ -427,3 +441,24 @@ async def test_bad_lookups_and_keys_get_clear_errors(store: Store) -> None:
     with pytest.raises(InvalidRecord, match="at"):
         await store.set_token_result("apn", "t", "x", "ok", float("inf"))
     assert await store.list_signing_keys() == []
+
+
+# bulk import ------------------------------------------------------------------------------------
+async def test_import_records_adds_only_what_is_missing_in_one_go(store: Store) -> None:
+    await store.put_user(user("bob"))
+    outcome = await store.import_records(
+        [user("alice"), user("bob"), user("alice")],
+        [token("a" * 64), token("b" * 64, login="bob"), token("c" * 64, login="ghost")],
+        source="/old/mxproxy.db",
+    )
+    assert (outcome.users_added, outcome.users_unchanged) == (("alice",), ("bob", "alice"))
+    assert [t.token[0] for t in outcome.tokens_added] == ["a", "b"]
+    assert [t.login for t in outcome.tokens_without_user] == ["ghost"]  # skipped, no foreign-key failure
+    assert (await store.get_user("alice")).password == PASSWORD
+    assert await store.import_source() == "/old/mxproxy.db"
+
+
+async def test_import_records_refuses_a_bad_record_before_writing_anything(store: Store) -> None:
+    with pytest.raises(InvalidRecord):
+        await store.import_records([user("alice"), user("")], [], source="x")
+    assert await store.list_users() == [] and await store.import_source() is None

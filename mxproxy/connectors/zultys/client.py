@@ -3,9 +3,14 @@
 Design (spec §13, fixes of §9.2–§9.4, §9.10, §9.11):
 
 * A single reader task per connection reads frames with ``StreamReader.readexactly`` and
-  dispatches each one synchronously: by invoke id first (a dict of pending futures), then by
-  root name (subscriptions such as ``ablist`` pages or a ``HeldEvent`` for one call id), then as
-  a typed event handed to the session's bounded queue. Nothing the reader calls can block.
+  dispatches each one synchronously (``_dispatch``; the matching rules are in
+  docs/architecture.md, "Matching replies"): a frame on a pending command's invoke id belongs to
+  that command — to the subscription the command registered for its root name if there is one
+  (``ablist`` pages, ``callloginfo`` chunks or a ``HeldEvent`` sent with the request's id), else
+  to its reply future; a frame on 9999 (or an id nobody waits for) goes to every subscription of
+  its root name; a late frame for a finished command goes to nobody's subscription. Call and
+  mailbox events are also handed to the session's bounded queue, whatever their id. Server
+  keepalives are dropped. Nothing the reader calls can block.
 * Waiters are registered **before** the command is written, so a fast reply is never lost.
 * No task per command: a command is a future in a dict plus one timer for its deadline.
 * One housekeeping timer per connection: the keepalive frame after ``keepalive`` seconds
@@ -64,6 +69,8 @@ WRITE_HIGH_WATER = 256 * 1024
 #: Plain-text read buffer of our TLS transport; asyncio's default is 256 KiB per connection,
 #: which alone would be 2.5 GB for 10 000 idle sessions. Frames are ≤ 64 KiB anyway.
 TLS_READ_BUFFER = 16 * 1024
+#: How many finished commands' ids are remembered, so their late frames are recognised as late.
+FINISHED_MEMORY = 256
 
 # -- redaction ---------------------------------------------------------------------------------
 
@@ -154,13 +161,19 @@ class Subscription:
     matching message; the operation ``get``s them in order. Bounded, so a forgotten subscription
     cannot grow without limit."""
 
-    __slots__ = ("name", "predicate", "_items", "_waiter", "_error")
+    __slots__ = ("name", "names", "predicate", "owner", "_items", "_waiter", "_error")
 
     LIMIT = 1000
 
-    def __init__(self, name: str, predicate: Callable[[Element], bool] | None = None) -> None:
+    def __init__(self, name: str, predicate: Callable[[Element], bool] | None = None,
+                 also: tuple[str, ...] = ()) -> None:
         self.name = name
+        #: Every root name collected (a spelling variant such as ``TransferredEvent``).
+        self.names = (name, *also)
         self.predicate = predicate
+        #: Invoke id of the command this subscription collects for (set by ``CSTAClient.begin``):
+        #: frames on that id reach only this command's subscriptions.
+        self.owner: int | None = None
         self._items: collections.deque[Element] = collections.deque(maxlen=self.LIMIT)
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
@@ -177,10 +190,37 @@ class Subscription:
             self._error = error
         self._wake()
 
-    def _wake(self) -> None:
+    def _wake(self, *_: object) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    @property
+    def ready(self) -> bool:
+        """A message is waiting (``get`` returns at once)."""
+        return bool(self._items)
+
+    def wake_on(self, fut: asyncio.Future[Any]) -> None:
+        """Make ``wait`` return when ``fut`` completes (an operation waiting for either)."""
+        fut.add_done_callback(self._wake)
+
+    async def wait(self, timeout: float) -> None:
+        """Return when a message is queued, the subscription failed, a ``wake_on`` future is
+        done, or after ``timeout`` seconds — whichever is first. Raises nothing itself."""
+        if self._items or self._error is not None or timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        handle = loop.call_later(timeout, self._wake)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            self._waiter = None
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     async def get(self, timeout: float) -> Element:
         """The next message; MXTimeout after ``timeout`` seconds without one."""
@@ -222,6 +262,10 @@ class CSTAClient:
         self._loop = asyncio.get_running_loop()
         self._pending: dict[int, asyncio.Future[Element]] = {}
         self._subs: dict[str, list[Subscription]] = {}
+        #: invoke id -> the subscriptions its command registered (``begin(..., subs=…)``).
+        self._owned: dict[int, tuple[Subscription, ...]] = {}
+        #: Ids of recently finished commands: their late frames must not reach a newer command.
+        self._finished: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._ids = InvokeIds()
         self.timeout = config.response_timeout
         now = self._loop.time()
@@ -304,31 +348,43 @@ class CSTAClient:
         except FrameError as exc:
             raise MXError(str(exc)) from None
 
-    def begin(self, xml: str) -> tuple[int, asyncio.Future[Element]]:
+    def begin(self, xml: str, subs: tuple[Subscription, ...] = ()) -> tuple[int, asyncio.Future[Element]]:
         """Write a command whose reply (if any) is collected later; returns its invoke id and
-        reply future, registered before writing. The caller must ``finish`` it."""
+        reply future, registered before writing. ``subs`` are the command's own subscriptions:
+        a frame on its invoke id whose root name one of them waits for goes there instead of to
+        the future. The caller must ``finish`` it."""
         iid = self._next_id()
         fut: asyncio.Future[Element] = self._loop.create_future()
         self._pending[iid] = fut
+        if subs:
+            for sub in subs:
+                sub.owner = iid
+            self._owned[iid] = subs
         try:
             self._write(iid, xml)
         except BaseException:
             del self._pending[iid]
+            self._owned.pop(iid, None)
             raise
         return iid, fut
 
     def finish(self, iid: int, fut: asyncio.Future[Element]) -> None:
         if self._pending.get(iid) is fut:
             del self._pending[iid]
+            self._owned.pop(iid, None)
+            finished = self._finished
+            finished[iid] = None
+            if len(finished) > FINISHED_MEMORY:
+                finished.popitem(last=False)
         if not fut.done():
             fut.cancel()
         elif not fut.cancelled():
             fut.exception()  # retrieved: no "never retrieved" noise
 
-    async def request(self, xml: str, timeout: float | None = None) -> Element:
+    async def request(self, xml: str, timeout: float | None = None, subs: tuple[Subscription, ...] = ()) -> Element:
         """Write a command and return its direct response (same invoke id).
-        ``CSTAErrorCode`` → CSTAError; no reply in time → MXTimeout."""
-        iid, fut = self.begin(xml)
+        ``CSTAErrorCode`` → CSTAError; no reply in time → MXTimeout. ``subs``: see ``begin``."""
+        iid, fut = self.begin(xml, subs)
         handle = self._loop.call_later(self.timeout if timeout is None else timeout, _expire, fut)
         try:
             if self._transport.get_write_buffer_size() > WRITE_HIGH_WATER:
@@ -355,24 +411,61 @@ class CSTAClient:
 
         fut.add_done_callback(done)
 
+    async def request_with_event(self, xml: str, sub: Subscription, *, grace: float,
+                                 wait_for_event: bool = True) -> tuple[Element | None, Element | None]:
+        """Write a command that the MX may answer with a direct response, with the event ``sub``
+        waits for, or with both in either order; returns ``(response, event)``, one of them
+        possibly None. Whichever comes first has the response timeout; the other one then gets
+        ``grace`` seconds (no wait for the event when ``wait_for_event`` is false). A
+        ``CSTAErrorCode`` on the command's id fails it, also after the event."""
+        iid, fut = self.begin(xml, subs=(sub,))
+        sub.wake_on(fut)
+        loop = self._loop
+        try:
+            if self._transport.get_write_buffer_size() > WRITE_HIGH_WATER:
+                await self._writer.drain()
+            deadline = loop.time() + self.timeout
+            while not fut.done() and not sub.ready:
+                sub.raise_error()
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise MXTimeout()
+                await sub.wait(remaining)
+            if not fut.done():  # the event came: a response (or an error) may follow
+                await asyncio.wait((fut,), timeout=grace)
+            elif wait_for_event and not sub.ready and fut.exception() is None:
+                await sub.wait(grace)
+            response = None
+            if fut.done():
+                response = fut.result()
+                if response.tag == "CSTAErrorCode":
+                    raise CSTAError(parsers.csta_error_text(response))
+            event = await sub.get(0) if sub.ready else None
+            return response, event
+        finally:
+            self.finish(iid, fut)
+
     # -- subscriptions -------------------------------------------------------------------------
 
-    def subscribe(self, name: str, predicate: Callable[[Element], bool] | None = None) -> Subscription:
-        sub = Subscription(name, predicate)
+    def subscribe(self, name: str, predicate: Callable[[Element], bool] | None = None,
+                  also: tuple[str, ...] = ()) -> Subscription:
+        sub = Subscription(name, predicate, also)
         if self.ended is not None:
             sub.fail(MXSessionEnded(self.ended.mode, self.ended.reason or None))
-        self._subs.setdefault(name, []).append(sub)
+        for each in sub.names:
+            self._subs.setdefault(each, []).append(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subs.get(sub.name)
-        if subs is not None:
-            try:
-                subs.remove(sub)
-            except ValueError:
-                pass
-            if not subs:
-                del self._subs[sub.name]
+        for name in sub.names:
+            subs = self._subs.get(name)
+            if subs is not None:
+                try:
+                    subs.remove(sub)
+                except ValueError:
+                    pass
+                if not subs:
+                    del self._subs[name]
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -413,30 +506,55 @@ class CSTAClient:
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
             return
+        name = root.tag
+        if name == "keepalive":
+            return  # a server keepalive (any id): nothing to answer, it only proves liveness
+        if name == "Logout":
+            self.end(root.get("mode") or "forced", "the MX ended the session")
+            return
         if invoke_id != EVENT_ID:
             fut = self._pending.get(invoke_id)
             if fut is not None:
-                if not fut.done():
-                    fut.set_result(root)
+                # this command's frame: its own subscription of that name, else its reply
+                owned = self._owned.get(invoke_id)
+                taken = False
+                if owned:
+                    for sub in owned:
+                        if name in sub.names and sub.offer(root):
+                            taken = True
+                if not taken:
+                    if not fut.done():
+                        fut.set_result(root)
+                    elif name == "CSTAErrorCode":
+                        log.warning("MX session %s: CSTA error %r after the reply to %04d", self.label,
+                                    parsers.csta_error_text(root), invoke_id)
+                self._emit_event(root, invoke_id)
                 return
-        name = root.tag
+            if invoke_id in self._finished:
+                # a late frame of a finished command: never offered to a newer command
+                if not self._emit_event(root, invoke_id):
+                    log.debug("MX session %s: late %s for finished command %04d ignored", self.label, name,
+                              invoke_id)
+                return
         subs = self._subs.get(name)
         if subs:
             for sub in subs:  # every interested operation sees it; each matches its own content
                 sub.offer(root)
-        if name == "Logout":
-            self.end(root.get("mode") or "forced", "the MX ended the session")
-            return
+        if not self._emit_event(root, invoke_id) and name == "CSTAErrorCode":
+            log.warning("MX session %s: unsolicited CSTA error %r (id %04d)", self.label,
+                        parsers.csta_error_text(root), invoke_id)
+
+    def _emit_event(self, root: Element, invoke_id: int) -> bool:
+        """Hand a message that is an event we model to the session's queue; False when it is not one."""
         try:
             event = parsers.event(root)
         except Exception as exc:  # a bad event is skipped, the session goes on (spec §9.12)
-            log.warning("MX session %s: skipping a malformed %s: %s", self.label, name, exc)
-            return
-        if event is not None:
-            self._on_event(event)
-        elif name == "CSTAErrorCode":
-            log.warning("MX session %s: unsolicited CSTA error %r (id %04d)", self.label,
-                        parsers.csta_error_text(root), invoke_id)
+            log.warning("MX session %s: skipping a malformed %s (id %04d): %s", self.label, root.tag, invoke_id, exc)
+            return True
+        if event is None:
+            return False
+        self._on_event(event)
+        return True
 
     # -- keepalive and liveness ----------------------------------------------------------------
 

@@ -47,13 +47,25 @@ def login_info(el: Element) -> base.LoginInfo:
     )
 
 
+#: ECMA-323 error categories: the child of ``CSTAErrorCode`` whose text is the error (spec §3.2).
+ERROR_CATEGORIES = frozenset({
+    "operation", "security", "stateIncompatibility", "systemResourceAvailability", "subscribedResourceAvailability",
+    "performanceManagement", "privateData", "unspecified",
+})
+
+
 def csta_error_text(el: Element) -> str:
-    """The text of the last child element (what the Go clients report), else the root's text."""
+    """The text of the ECMA-323 category child, else the root's own text (an MX that puts the
+    error there), else the text of the last child element (what the Go clients report)."""
     children = list(el)
-    if children:
-        last = children[-1]
-        return (last.text or "").strip() or last.tag
-    return (el.text or "").strip() or "CSTA error"
+    for child in reversed(children):
+        if child.tag in ERROR_CATEGORIES:
+            return (child.text or "").strip() or child.tag
+    root_text = (el.text or "").strip()
+    if root_text or not children:
+        return root_text or "CSTA error"
+    last = children[-1]
+    return (last.text or "").strip() or last.tag
 
 
 # -- lists -------------------------------------------------------------------------------------
@@ -154,11 +166,12 @@ def assigned_device(el: Element) -> str:
 # -- mailbox -----------------------------------------------------------------------------------
 
 
-def voicemails(el: Element) -> list[base.Voicemail]:
+def voicemails(el: Element, media_type: str = "VoiceMail") -> list[base.Voicemail]:
+    """Mail items; one without a ``mediaType`` child is of the type that was asked for."""
     return [
         base.Voicemail(
             mail_id=text_of(m, "mailId").strip(),
-            media_type=text_of(m, "mediaType") or "VoiceMail",
+            media_type=text_of(m, "mediaType").strip() or media_type,
             sender=m.get("from", ""),
             from_name=m.get("fromName", ""),
             caller_name=m.get("callerName", ""),

@@ -1,11 +1,13 @@
 """``ZultysSession``: every operation of the ``MXSession`` contract on top of one ``CSTAClient``.
 
-Replies that are events are correlated by content (spec §9.3): ClearConnection / HoldCall /
-RetrieveCall complete on their direct response (or ``CSTAErrorCode``) and then take the
-``ConnectionCleared``/``Held``/``Retrieved`` event **of that call id**; conference create/update
-take the ``ConfAddEvent``/``ConfUpdEvent`` of that conference id. Multi-part results (address
-book pages, call-log chunks) are serialised per session, because their messages are matched by
-root name and two interleaved streams could not be told apart.
+Replies that are events are correlated by content (spec §9.3). Call control (ClearConnection,
+HoldCall, RetrieveCall, AnswerCall, transfer, recording, conference from calls) completes on
+whichever the MX sends: the direct response, the event **of that call id**, or both in either
+order (the second one gets ``mx.callReplyGrace``); a ``CSTAErrorCode`` on the command's id fails
+it. Conference create/update take the ``ConfAddEvent``/``ConfUpdEvent`` of that conference id.
+Multi-part results (address book pages, call-log chunks) are accepted on 9999 or on the
+request's invoke id; call-log streams are serialised per session, because on 9999 their chunks
+are matched by root name and two interleaved streams could not be told apart.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ __all__ = ["ZultysSession", "EventQueue", "ADDRESS_BOOK_PAGE"]
 ADDRESS_BOOK_PAGE = 50
 #: Login failure codes after which a clear-text retry is allowed (spec §2.2, §10 C2).
 CLEAR_TEXT_CODES = frozenset({2, 4})
+#: The MX's spelling (spec §2.2) and the dictionary one, should a firmware ever correct it.
+LOGIN_OK = frozenset({"loginResponce", "loginResponse"})
+#: Root names of the events that confirm a call-control command, by command.
+CALL_EVENTS: dict[str, tuple[str, ...]] = {
+    "clear": ("ConnectionClearedEvent",),
+    "hold": ("HeldEvent",),
+    "retrieve": ("RetrievedEvent",),
+    "answer": ("EstablishedEvent",),
+    "transfer": ("TransferedEvent", "TransferredEvent"),
+    "recording": ("RecordingStateEvent",),
+    "conference": ("ConferencedEvent",),
+}
 
 
 class EventQueue:
@@ -124,7 +138,7 @@ class ZultysSession(base.MXSession):
                 reply = await self.client.request(commands.login(user, password, clear_text=True))
         if reply.tag == "loginFailed":
             raise MXLoginFailed(parsers.login_code(reply), (reply.text or "").strip())
-        if reply.tag != "loginResponce":
+        if reply.tag not in LOGIN_OK:
             raise MXProtocolError(f"unexpected reply to loginRequest: {reply.tag!r}")
         self.login_info = parsers.login_info(reply)
         return self.login_info
@@ -248,7 +262,7 @@ class ZultysSession(base.MXSession):
         reply to the request fails it."""
         client = self.client
         sub = client.subscribe("ablist", _page_index(index))
-        iid, reply = client.begin(commands.address_book(index))
+        iid, reply = client.begin(commands.address_book(index), subs=(sub,))
         client.failing_on_error(reply, sub)
         try:
             return parsers.address_book_page(await sub.get(client.timeout))
@@ -267,7 +281,7 @@ class ZultysSession(base.MXSession):
         entries: list[base.CallLogEntry] = []
         async with self._call_log_lock:
             sub = client.subscribe("callloginfo")
-            iid, reply = client.begin(commands.call_log(since))
+            iid, reply = client.begin(commands.call_log(since), subs=(sub,))
             client.failing_on_error(reply, sub)
             try:
                 while not completion.done:
@@ -314,26 +328,31 @@ class ZultysSession(base.MXSession):
         return parsers.make_call_result(el, calling, called)
 
     async def answer_call(self, call_id: int, device: str) -> None:
-        await self.client.request(commands.answer_call(call_id, device))
+        await self._call_control(commands.answer_call(call_id, device), CALL_EVENTS["answer"], call_id)
 
     async def transfer_call(self, call_id: int, device: str, to: str) -> None:
-        await self.client.request(commands.single_step_transfer(call_id, device, to))
+        await self._call_control(commands.single_step_transfer(call_id, device, to), CALL_EVENTS["transfer"], call_id)
+
+    async def _call_control(self, xml: str, event_names: tuple[str, ...], call_id: int) -> Element | None:
+        """Complete on the direct response, on the event of this call id, or on both (in either
+        order); returns the event when it came. Without a monitor on this session the MX sends
+        no call events, so once the response is there nothing more is awaited."""
+        client = self.client
+        sub = client.subscribe(event_names[0], lambda el: parsers.event_call_id(el) == call_id,
+                               also=event_names[1:])
+        try:
+            _, event = await client.request_with_event(xml, sub, grace=self._config.call_reply_grace,
+                                                       wait_for_event=bool(self._monitors))
+        finally:
+            client.unsubscribe(sub)
+        return event
 
     async def _call_with_event(self, xml: str, event_name: str, call_id: int,
                                parse: Callable[[Element], base.CallEvent], fallback: base.CallEvent) -> base.CallEvent:
-        """Complete on the direct response, then take the follow-up event of this call id. Without
-        a monitor on this session the MX sends no call events, so the result is built from the
-        request instead of waiting in vain."""
-        client = self.client
-        if not self._monitors:
-            await client.request(xml)
-            return fallback
-        sub = client.subscribe(event_name, lambda el: parsers.event_call_id(el) == call_id)
-        try:
-            await client.request(xml)
-            return parse(await sub.get(client.timeout))
-        finally:
-            client.unsubscribe(sub)
+        """The event of this call id decoded, or (only a response came) ``fallback``, built from
+        the request."""
+        event = await self._call_control(xml, (event_name,), call_id)
+        return parse(event) if event is not None else fallback
 
     async def clear_connection(self, call_id: int, device: str) -> base.ConnectionCleared:
         event = await self._call_with_event(
@@ -354,16 +373,16 @@ class ZultysSession(base.MXSession):
         return event  # type: ignore[return-value]
 
     async def start_recording(self, call_id: int, device: str, group: str = "") -> None:
-        await self.client.request(commands.recording(True, call_id, device, group))
+        await self._call_control(commands.recording(True, call_id, device, group), CALL_EVENTS["recording"], call_id)
 
     async def stop_recording(self, call_id: int, device: str, group: str = "") -> None:
-        await self.client.request(commands.recording(False, call_id, device, group))
+        await self._call_control(commands.recording(False, call_id, device, group), CALL_EVENTS["recording"], call_id)
 
     # -- voicemail -----------------------------------------------------------------------------
 
     async def voicemails(self, media_type: str | None = None) -> list[base.Voicemail]:
         el = await self.client.request(commands.mail_list(self.login_info.extension, media_type))
-        return parsers.voicemails(el)
+        return parsers.voicemails(el, media_type or "VoiceMail")
 
     async def download_voicemail(self, mail_id: str, media_type: str | None = None) -> ZultysVoicemailDownload:
         first = await fetch_chunk(self.client, mail_id, media_type, next_chunk=False)
@@ -393,7 +412,7 @@ class ZultysSession(base.MXSession):
         client = self.client
         sub = client.subscribe(event_name)
         try:
-            reply = await client.request(xml)
+            reply = await client.request(xml, subs=(sub,))
             conf_id = parsers.conference_id(reply) or request.conf_id
             loop = asyncio.get_running_loop()
             deadline = loop.time() + client.timeout
@@ -434,8 +453,8 @@ class ZultysSession(base.MXSession):
         await self.client.request(commands.join_conference(call_id, access_id))
 
     async def conference_from_call(self, call_id: int, owner_call_id: int) -> None:
-        await self.client.request(commands.conference_from_call(call_id, self.login_info.user_id,
-                                                                owner_call_id or call_id))
+        await self._call_control(commands.conference_from_call(call_id, self.login_info.user_id, owner_call_id or call_id),
+                                 CALL_EVENTS["conference"], call_id)
 
     # -- presence ------------------------------------------------------------------------------
 

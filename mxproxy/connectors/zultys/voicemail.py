@@ -23,8 +23,20 @@ log = logging.getLogger("mxproxy.connectors.zultys")
 __all__ = ["ZultysVoicemailDownload", "fetch_chunk"]
 
 
+#: Root name of a chunk; only used to recognise a chunk the MX sent on 9999 instead of as the reply.
+CHUNK_ROOT = "MailReceiveIncomingResponse"
+
+
 async def fetch_chunk(client: "CSTAClient", mail_id: str, media_type: str | None, *, next_chunk: bool) -> parsers.MailChunk:
-    el = await client.request(commands.mail_receive(mail_id, media_type, next_chunk=next_chunk))
+    """One chunk: the direct response, or a chunk of this mail on 9999 (whichever comes first)."""
+    sub = client.subscribe(CHUNK_ROOT, lambda el: el.get("mailId", mail_id).strip() == mail_id)
+    try:
+        reply, on_events = await client.request_with_event(
+            commands.mail_receive(mail_id, media_type, next_chunk=next_chunk), sub, grace=0.0, wait_for_event=False)
+    finally:
+        client.unsubscribe(sub)
+    el = reply if reply is not None else on_events
+    assert el is not None  # request_with_event returns at least one of them
     return parsers.mail_chunk(el)
 
 

@@ -19,7 +19,7 @@ from mxproxy.simulator import Fixture, SimUser
 from mxproxy.simulator.tls import self_signed, server_context
 from tests.rawcsta import build_frame
 
-FAST = MXConfig(response_timeout=2.0, connect_timeout=2.0, call_log_idle=0.2)
+FAST = MXConfig(response_timeout=2.0, connect_timeout=2.0, call_log_idle=0.2, call_reply_grace=0.05)
 
 
 def small_world(directory_entries: int = 0) -> Fixture:

@@ -17,7 +17,10 @@ from mxproxy.connectors.registry import create_connector
 from mxproxy.connectors.zultys import ZultysConnector
 from mxproxy.simulator import Conference as SimConference
 from mxproxy.simulator import Service as SimService
+from mxproxy.simulator.quirks import PROFILES
 from tests.connectors.zultys.conftest import FAST, EventReader, small_world
+
+pytestmark = pytest.mark.profiles
 
 
 def test_registry_builds_the_zultys_connector() -> None:
@@ -121,6 +124,7 @@ async def test_call_control_replies_are_matched_by_call_id_not_by_name(start_sim
     assert (a.call_id, b.call_id) == (second, first)
 
 
+@pytest.mark.profiles(*(name for name, q in PROFILES.items() if q.get("call_control_reply") != "event"))
 async def test_call_control_without_a_monitor_completes_on_the_direct_response(start_simulator, connect) -> None:
     sim = await start_simulator(small_world())
     alice = await connect(sim)

@@ -1,0 +1,262 @@
+"""Cluster routing of the public API: a request for a user another instance owns goes there.
+
+``ForwardingMiddleware`` reads the bearer token's subject, asks ``Ownership.route`` and either
+lets the request through, forwards it to the owner (httpx, one keep-alive pool per process) or
+answers 503 + ``Retry-After`` while the owner is being replaced. ``POST /auth`` is forwarded by
+its handler once the provisioned login is known (``ServedElsewhere``). The client sees the
+owner's status, headers and body, streamed (voicemail downloads are not buffered).
+
+Instances authenticate each other with an HMAC over the method, target and a timestamp, keyed by
+a key derived from the store key (every instance of one store has it; nobody else does). A
+forwarded request is served where it lands: the hop limit is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mxproxy.api.bodies import MAX_BODY
+from mxproxy.api.errors import error_response
+from mxproxy.auth.errors import InvalidToken
+from mxproxy.store.base import StoreError
+
+if TYPE_CHECKING:
+    from mxproxy.api.context import ApiContext
+    from mxproxy.metrics import Metrics
+
+log = logging.getLogger("mxproxy.cluster")
+
+PEER_HEADER = "x-mxproxy-peer"  # "<instance>;<unix time>;<hex hmac>"
+HOP_HEADER = "x-mxproxy-hop"
+MAX_HOPS = 1
+BUFFER_LIMIT = 64 * 1024  # answers up to this size are read whole before they are passed on
+PEER_CLOCK_SKEW = 60.0  # seconds a peer signature stays acceptable
+#: Routes served wherever they arrive (no user session behind them).
+LOCAL_PATHS = frozenset({"/openapi.json", "/debug/log"})
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "host", PEER_HEADER, HOP_HEADER,
+})
+HOP_BY_HOP_BYTES = frozenset(h.encode("latin-1") for h in HOP_BY_HOP)
+MOVING = "the user's mx session is moving to another instance; retry"
+
+
+def cluster_key(store_key: str) -> bytes:
+    """The instances' shared forwarding key, derived from the store key (never the key itself)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"mxproxy cluster forwarding v1").derive(store_key.encode("utf-8"))
+
+
+class PeerAuth:
+    """Signs and checks the ``X-MXProxy-Peer`` header."""
+
+    def __init__(self, key: bytes, instance_id: str) -> None:
+        self._key = key
+        self.instance_id = instance_id
+
+    def _mac(self, instance: str, stamp: str, method: str, target: str) -> str:
+        message = f"{instance}\n{stamp}\n{method.upper()}\n{target}".encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def sign(self, method: str, target: str, now: float | None = None) -> str:
+        stamp = str(int(now if now is not None else time.time()))
+        return f"{self.instance_id};{stamp};{self._mac(self.instance_id, stamp, method, target)}"
+
+    def verify(self, header: str, method: str, target: str, now: float | None = None) -> str | None:
+        """The signing instance's id, or None for a missing, stale or forged header."""
+        parts = header.split(";")
+        if len(parts) != 3 or not parts[1].isdigit():
+            return None
+        instance, stamp, mac = parts
+        current = now if now is not None else time.time()
+        if abs(current - int(stamp)) > PEER_CLOCK_SKEW:
+            return None
+        if not hmac.compare_digest(mac, self._mac(instance, stamp, method, target)):
+            return None
+        return instance
+
+
+def _target(scope: Scope) -> str:
+    path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query = scope.get("query_string") or b""
+    target = path.decode("latin-1")
+    return f"{target}?{query.decode('latin-1')}" if query else target
+
+
+class Forwarder:
+    """Sends requests to peers over one keep-alive connection pool."""
+
+    def __init__(self, auth: PeerAuth, metrics: "Metrics | None" = None, *, connect_timeout: float = 2.0,
+                 read_timeout: float = 120.0, max_connections: int = 200) -> None:
+        self.auth = auth
+        self.metrics = metrics
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections // 2,
+                                keepalive_expiry=30.0),
+            follow_redirects=False,
+            trust_env=False,  # a peer on the LAN is never reached through an HTTP proxy
+        )
+        self.forwarded = 0
+        self.failures = 0
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def forward(self, request: Request, base_url: str, body: bytes | None = None) -> Response:
+        """The peer's answer to ``request`` as a streaming response (503 + Retry-After when the
+        peer cannot be reached: it is being replaced)."""
+        started = time.perf_counter()
+        target = _target(request.scope)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        client = request.client.host if request.client else ""
+        if client:
+            headers.append(("x-forwarded-for", client))
+        headers.append((PEER_HEADER, self.auth.sign(request.method, target)))
+        headers.append((HOP_HEADER, "1"))
+        content: Any = body if body is not None else _stream(request)
+        outgoing = self.client.build_request(request.method, base_url + target, headers=headers, content=content)
+        try:
+            answer = await self.client.send(outgoing, stream=True)
+        except httpx.HTTPError as exc:
+            self.failures += 1
+            self._observe("unreachable", started)
+            log.warning("cluster: forwarding %s %s to %s failed: %s", request.method, request.url.path, base_url,
+                        type(exc).__name__)
+            return error_response(503, MOVING, {"Retry-After": "1"})
+        self.forwarded += 1
+        self._observe("ok", started)
+        # the owner's headers as they are (its Server header is stamped again here)
+        headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"server"]
+        length = answer.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= BUFFER_LIMIT:  # small JSON answers: one write
+            try:
+                body = b"".join([chunk async for chunk in answer.aiter_raw()])  # as sent (gzip stays gzip)
+            finally:
+                await answer.aclose()
+            response: Response = Response(body, status_code=answer.status_code)
+        else:  # large or unknown length (voicemail audio): streamed as it arrives
+            response = StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
+                                         background=BackgroundTask(answer.aclose))
+        response.raw_headers = headers
+        return response
+
+    def _observe(self, result: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.forwarded_requests.labels(result).inc()
+            self.metrics.forward_latency.observe(time.perf_counter() - started)
+
+
+async def _stream(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+def is_forwarded(request: Request) -> bool:
+    """The request came from a peer instance (checked signature): serve it here, do not forward."""
+    return bool(request.scope.get("state", {}).get("cluster_forwarded"))
+
+
+def buffered_body(request: Request) -> bytes | None:
+    return request.scope.get("state", {}).get("cluster_body")
+
+
+class ForwardingMiddleware:
+    """Pure ASGI, so streamed bodies pass through untouched both ways."""
+
+    def __init__(self, app: ASGIApp, ctx: "ApiContext") -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self.ctx
+        forwarder = ctx.forwarder
+        ownership = getattr(ctx.sessions, "ownership", None)
+        if scope["type"] != "http" or forwarder is None or ownership is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        state = scope.setdefault("state", {})
+        peer = request.headers.get(PEER_HEADER)
+        if peer is not None:
+            hops = request.headers.get(HOP_HEADER, "")
+            if forwarder.auth.verify(peer, scope["method"], _target(scope)) is not None \
+                    and hops.isdigit() and int(hops) >= MAX_HOPS:
+                state["cluster_forwarded"] = True
+        path = scope["path"]
+        if path in LOCAL_PATHS or state.get("cluster_forwarded"):
+            await self.app(scope, receive, send)
+            return
+        if path == "/auth" and scope["method"] == "POST":
+            await self._buffered(scope, receive, send)
+            return
+        login = await self._login(request)
+        if login is None:
+            await self.app(scope, receive, send)  # the route answers 401/403 itself
+            return
+        try:
+            route = await ownership.route(login)
+        except StoreError as exc:
+            log.warning("cluster: cannot route a request of %s: %s", login, exc)
+            await error_response(503, "store unavailable", {"Retry-After": "1"})(scope, receive, send)
+            return
+        if route.local:
+            await self.app(scope, receive, send)
+        elif route.url:
+            response = await forwarder.forward(request, route.url)
+            await response(scope, receive, send)
+        else:
+            await error_response(503, MOVING, {"Retry-After": str(route.retry_after)})(scope, receive, send)
+
+    async def _login(self, request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        try:
+            claims = await self.ctx.tokens.verify(value.strip())
+        except InvalidToken:
+            return None
+        return claims.sub
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /auth``: keep the (small) body so the handler can forward it to the owner."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                await error_response(413, "request body too large")(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        scope["state"]["cluster_body"] = body
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
