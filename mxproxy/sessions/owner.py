@@ -143,6 +143,7 @@ class Owner:
                 ended = await self._consume(session)
                 if self.session is session:  # not replaced by a sign-in with new credentials
                     self.session = None
+                    self.manager._update_live(self)
                     await self._ended(session, ended)
                 else:
                     await quietly(session.close())
@@ -282,7 +283,7 @@ class Owner:
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        self.manager._update_live()
+        self.manager._update_live(self)
 
     async def _consume(self, session: MXSession) -> SessionEnded:
         ext = session.login_info.extension
@@ -365,6 +366,7 @@ class Owner:
         self.closing = True
         self.wake.set()
         session, self.session = self.session, None
+        self.manager._update_live(self)
         if session is not None:
             await quietly(session.logout() if logout else session.close())
         if self.task is not None and not self.task.done():
