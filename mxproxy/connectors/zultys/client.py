@@ -103,13 +103,9 @@ except (ImportError, AttributeError):  # pragma: no cover - other Python impleme
     _LeanSSLProtocol = None  # type: ignore[assignment, misc]
 
 
-import os as _os
-_NATIVE = _os.environ.get("MXP_NATIVE") == "1"
-
-
 async def _connect_tls(loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, host: str, port: int,
                        ctx: ssl.SSLContext, handshake_timeout: float) -> asyncio.BaseTransport:
-    if _LeanSSLProtocol is not None and not (_NATIVE and type(loop).__module__.startswith("uvloop")):
+    if _LeanSSLProtocol is not None:
         waiter = loop.create_future()
         try:
             ssl_protocol = _LeanSSLProtocol(loop, protocol, ctx, waiter, server_side=False, server_hostname=host,
