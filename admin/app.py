@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from admin import cluster, health, listings, push
+from admin import certificates, cluster, health, listings, push
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
 from mxproxy.api.app import edge_middleware
@@ -33,6 +33,7 @@ ROUTES: list[Route] = [
     Route("/sessions", listings.sessions, methods=["GET"]),
     Route("/cluster", cluster.cluster, methods=["GET"]),
     Route("/push", push.push_route, methods=["GET", "POST"]),
+    Route("/mx/certificates", certificates.certificates, methods=["GET", "DELETE"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),

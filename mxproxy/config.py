@@ -232,6 +232,7 @@ class MXConfig:
     tls_verify: bool = False
     ca_file: str | None = None  # absolute (relative paths resolve against the config folder)
     cert_fingerprint: str | None = None
+    tls_trust_on_first_use: bool = False  # pin each MX's first certificate in the store
     connect_timeout: float = 20.0
     response_timeout: float = 7.0
     keepalive: float = 60.0
@@ -420,6 +421,7 @@ def _mx(s: _Section) -> MXConfig:
         tls_verify=s.boolean("tlsVerify", False),
         ca_file=s.ca_file("caFile"),
         cert_fingerprint=fingerprint,
+        tls_trust_on_first_use=s.boolean("tlsTrustOnFirstUse", False),
         connect_timeout=s.duration("connectTimeout", "20s"),
         response_timeout=s.duration("responseTimeout", "7s"),
         keepalive=s.duration("keepalive", "60s"),
@@ -442,6 +444,9 @@ def _mx(s: _Section) -> MXConfig:
     )
     if cfg.read_deadline <= cfg.keepalive:
         raise ConfigError(f"{s.key('readDeadline')}: must be longer than mx.keepalive")
+    if cfg.tls_trust_on_first_use and cfg.cert_fingerprint:
+        raise ConfigError(f"{s.key('tlsTrustOnFirstUse')}: not with mx.certFingerprint (that pin already "
+                          "decides which certificate is trusted)")
     if cfg.reconnect_max < cfg.reconnect_min:
         raise ConfigError(f"{s.key('reconnectMax')}: must not be shorter than mx.reconnectMin")
     return cfg

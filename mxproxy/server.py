@@ -423,6 +423,9 @@ class ProxyServer:
             self.azure = AzureADValidator(config.azure)
         self.provisioner = create_provisioner(config)
         self.connector = create_connector(config.mx)
+        use_store = getattr(self.connector, "use_store", None)  # [mx] tlsTrustOnFirstUse keeps pins there
+        if use_store is not None:
+            use_store(self.store)
         self.metrics = Metrics()
         ownership = self._ownership()
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)

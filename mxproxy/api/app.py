@@ -30,6 +30,7 @@ from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
+from mxproxy.api.idempotency import IdempotencyCache
 from mxproxy.api.observe import ObserveMiddleware, with_header
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
@@ -114,9 +115,11 @@ def create_app(ctx: ApiContext) -> ProxyApp:
         middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(ctx.config.server.trusted_proxies)))
     if ctx.forwarder is not None:
         middleware.append(Middleware(ForwardingMiddleware, ctx=ctx))
-    return ProxyApp(
+    app = ProxyApp(
         ctx,
         routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
         middleware=middleware,
         exception_handlers=exception_handlers(),
     )
+    app.state.idempotency = IdempotencyCache(ctx.config.server.idempotency_ttl, ctx.config.server.idempotency_keys)
+    return app

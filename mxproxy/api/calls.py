@@ -13,6 +13,7 @@ from starlette.responses import Response
 from mxproxy.api.auth import current_session
 from mxproxy.api.bodies import Field, parse_int_text, read_fields
 from mxproxy.api.errors import ApiError
+from mxproxy.api.idempotency import idempotent, idempotently
 from mxproxy.api.render import call_log_json, json_response, no_content
 from mxproxy.api.rendered import RenderedJSON
 from mxproxy.connectors.base import CallLogEntry, CallMode, Event
@@ -115,6 +116,7 @@ async def set_call_mode(request: Request) -> Response:
     )
 
 
+@idempotent
 async def make_call(request: Request) -> Response:
     session = await current_session(request)
     body = await read_fields(request, [Field("from"), Field("to"), Field("device")])
@@ -205,7 +207,7 @@ async def call_route(request: Request) -> Response:
     if request.method == "PUT":
         return await answer_call(request, call_id)
     if request.method == "POST":
-        return await transfer_call(request, call_id)
+        return await idempotently(request, lambda: transfer_call(request, call_id))
     return await clear_call(request, call_id)
 
 
@@ -247,6 +249,7 @@ async def record_stop(request: Request) -> Response:
     return await _recording(request, False)
 
 
+@idempotent
 async def conference_from_call(request: Request) -> Response:
     call_id = parse_call_id(request.path_params["id"])
     body = await read_fields(request, [Field("ownerCallId", "id")])

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mxproxy.api.auth import current_session
+from mxproxy.api.auth import context, current_session
 from mxproxy.api.bodies import Field, read_fields
 from mxproxy.api.errors import ApiError
+from mxproxy.api.idempotency import idempotently
 from mxproxy.api.render import conference_info_json, conference_json, json_response, no_content
 from mxproxy.connectors.base import Conference
 from mxproxy.connectors.errors import CSTAError
+
+if TYPE_CHECKING:
+    from mxproxy.sessions import UserSession
 
 CONFERENCE_FIELDS = [
     Field("Id"), Field("ownerId", "id"), Field("name"), Field("accessId", "id"), Field("description"),
@@ -48,8 +56,33 @@ async def conferences_route(request: Request) -> Response:
     session = await current_session(request)
     if request.method == "GET":
         return json_response({"conferences": [conference_json(c) for c in await session.mx.conferences()]})
+    return await idempotently(request, lambda: create_conference(request, session))
+
+
+def _create_lock(request: Request, login: str) -> asyncio.Lock:
+    """One lock per user while a create checks the cap, so concurrent creates cannot pass it
+    together (a user's requests all reach the instance owning their session, also in cluster
+    mode). Kept per app: a lock belongs to one event loop."""
+    state = request.app.state
+    locks: "weakref.WeakValueDictionary[str, asyncio.Lock] | None" = getattr(state, "conference_locks", None)
+    if locks is None:
+        locks = state.conference_locks = weakref.WeakValueDictionary()
+    return locks.setdefault(login, asyncio.Lock())
+
+
+async def create_conference(request: Request, session: "UserSession") -> Response:
+    """At most ``[server] maxConferences`` per owner (the caller, and the ``ownerId`` the body
+    names): every conference is on the MX and in every ``GET /conferences`` answer, which has to
+    fit one CSTA frame (docs/compat.md A30)."""
     conference = await _conference_body(request, session.info.user_id, None)
-    created = await session.mx.create_conference(conference)
+    limit = context(request).config.server.max_conferences
+    async with _create_lock(request, session.login):
+        owners = {session.info.user_id, conference.owner_id}
+        owned = sum(1 for c in await session.mx.conferences() if c.owner_id in owners)
+        if owned >= limit:
+            raise ApiError(409, f"conference limit reached: at most {limit} conferences per user; "
+                                "delete one first")
+        created = await session.mx.create_conference(conference)
     return json_response({"conference": conference_json(created)})
 
 

@@ -3,8 +3,9 @@
 uvicorn closes a connection that stays idle *after* an answer (``timeout_keep_alive``), but
 neither its h11 nor its httptools protocol times a connection that never completes a request
 head: one opened and left silent, or fed a header byte now and then (slowloris), is held for
-ever. The deadline is armed when a connection opens and again when an answer completes; unless a
-new request's headers arrived by then, the connection is closed.
+ever. The deadline is armed when a connection opens (``header_timeout``) and again when an answer
+completes (the longer of ``header_timeout`` and the keep-alive timeout, which closes idle
+connections first); unless a new request's head arrived by then, the connection is closed.
 
 The cap: a connection accepted while ``max_connections`` others are open answers its request
 with 503 ``{"error": …}`` and is closed; the connections already open keep being served (uvicorn's
@@ -35,6 +36,7 @@ class ConnectionLimits:
 
     header_timeout: float
     max_connections: int
+    timeout_keep_alive: float  # uvicorn's
     app: Any
     cycle: Any
     connections: set[Any]
@@ -49,8 +51,10 @@ class ConnectionLimits:
         self._arm_header_deadline()
 
     def on_response_complete(self) -> None:
-        # armed before uvicorn starts a pipelined request, so that request's cycle is a new one
-        self._arm_header_deadline()
+        # armed before uvicorn starts a pipelined request, so that request's cycle is a new one;
+        # an idle kept-alive connection is uvicorn's to close (timeout_keep_alive), so the next
+        # head gets at least that long
+        self._arm_header_deadline(max(self.header_timeout, self.timeout_keep_alive))
         super().on_response_complete()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -59,10 +63,11 @@ class ConnectionLimits:
             self._header_timer = None
         super().connection_lost(exc)  # type: ignore[misc]
 
-    def _arm_header_deadline(self) -> None:
+    def _arm_header_deadline(self, seconds: float | None = None) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._header_deadline_passed, self.cycle)
+        self._header_timer = self.loop.call_later(self.header_timeout if seconds is None else seconds,
+                                                  self._header_deadline_passed, self.cycle)
 
     def _header_deadline_passed(self, cycle_when_armed: Any) -> None:
         """No request head arrived since the timer was armed (the cycle is still the old one)."""

@@ -20,6 +20,7 @@ from mxproxy.auth.errors import AuthError, AzureUnavailable, InvalidToken, Unaut
 from mxproxy.auth.signin_limits import SignInThrottled
 from mxproxy.connectors.errors import (
     CSTAError,
+    MXAnswerTooLarge,
     MXBadRequest,
     MXConnectionFailed,
     MXError,
@@ -131,6 +132,8 @@ def _mx_error_response(exc: MXError) -> Response:
         return error_response(501, _message(exc, "not supported"))
     if isinstance(exc, MXBadRequest):
         return error_response(400, _message(exc, "bad request"))
+    if isinstance(exc, MXAnswerTooLarge):
+        return error_response(502, _message(exc, "mx answer too large"))
     if isinstance(exc, (MXSessionEnded, MXConnectionFailed)):
         return error_response(503, _message(exc, "mx connection lost"), {"Retry-After": str(RETRY_AFTER_SECONDS)})
     return error_response(503, _message(exc, "mx unavailable"))

@@ -146,16 +146,20 @@ _ERRORS: dict[str, Any] = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "403": _ERROR,
     "404": _ERROR,
+    "409": _ERROR,
     "413": _ERROR,
     "429": {"$ref": "#/components/responses/Throttled"},
     "501": _ERROR,
     "502": _ERROR,
     "503": {"$ref": "#/components/responses/Unavailable"},
-    "504": _ERROR,
+    "504": {"$ref": "#/components/responses/UnknownOutcome"},
 }
 # an MX command: refused (400, CSTA error or characters XML cannot carry), unsupported by the
-# connector (501), connection lost (503), no answer in time (504)
-MX = ("400", "501", "503", "504")
+# connector (501), an MX answer larger than one CSTA frame (502), connection lost (503), no answer
+# in time (504: unknown outcome)
+MX = ("400", "501", "502", "503", "504")
+# a creating route: Idempotency-Key (mxproxy/api/idempotency.py), reused for another request → 409
+CREATES = ("409", *MX)
 BODY = ("400", "413")  # malformed JSON, wrong types, unsupported content type or charset; too large
 
 
@@ -195,6 +199,13 @@ _CALL_ID = {"name": "id", "in": "path", "required": True, "schema": _I,
             "description": "MX call id (int64); anything else answers 404"}
 _DEVICE_NAME = {"name": "id", "in": "path", "required": True, "description": "the device name to assign",
                 "schema": {**TEXT, "minLength": 1}}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+    "description": "a repeat with the same key within `[server] idempotencyTTL` (10 min) answers the first "
+                   "request's outcome again (header `Idempotent-Replayed: true`) instead of running it twice; "
+                   "the same key with another request answers 409, a malformed key 400",
+}
 _ITEM_ID = {"name": "id", "in": "path", "required": True, "description": "1–64 characters; longer answers 404",
             "schema": {**TEXT, "minLength": 1, "maxLength": 64}}
 _MEDIA = {"name": "media", "in": "query", "required": False, "description": "empty or absent: every media type",
@@ -285,7 +296,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("Server call (assigning `device` first when given)",
                         _obj(required=("makeCall",), makeCall=_obj(required=("callId", "deviceId", "calledDevice"),
                                                                    callId=_I, deviceId=_S, calledDevice=_S)),
-                        errors=MX, body="MakeCall"),
+                        errors=CREATES, body="MakeCall", params=[_IDEMPOTENCY_KEY]),
         },
         "/calls/{id}": {
             "get": _op("Stored Delivered/Established info of a current call",
@@ -298,7 +309,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("Single-step transfer",
                         _obj(required=("transfer",), transfer=_obj(required=("callId", "device", "to"),
                                                                    callId=_I, device=_S, to=_S)),
-                        errors=("404", *MX), body="Transfer", params=[_CALL_ID]),
+                        errors=("404", *CREATES), body="Transfer", params=[_CALL_ID, _IDEMPOTENCY_KEY]),
             "delete": _op("Hang up", _obj(required=("connectionCleared",), connectionCleared=_ref("CallEvent")),
                           errors=("404", *MX), params=[_CALL_ID, _DEVICE]),
             "patch": _op("Assign a named device to the session (the path segment is the device name)",
@@ -313,8 +324,8 @@ def openapi_document() -> dict[str, Any]:
         "/calls/{id}/record/stop": {"post": _op("Stop recording", status="204", errors=("404", *MX),
                                                 body="Recording", params=[_CALL_ID])},
         "/calls/{id}/conference": {"post": _op("Make a conference from calls", status="204",
-                                               errors=("404", *MX), body="ConferenceFromCall",
-                                               params=[_CALL_ID])},
+                                               errors=("404", *CREATES), body="ConferenceFromCall",
+                                               params=[_CALL_ID, _IDEMPOTENCY_KEY])},
         "/voicemails": {"get": _op("Voicemails / recordings / faxes, oldest first",
                                    _list("voiceMails", "Voicemail"), errors=MX, params=[_MEDIA])},
         "/voicemails/{id}": {
@@ -329,8 +340,9 @@ def openapi_document() -> dict[str, Any]:
                                          errors=MX)},
         "/conferences": {
             "get": _op("Conferences", _list("conferences", "Conference"), errors=MX),
-            "post": _op("Create a conference", _obj(required=("conference",), conference=_ref("Conference")),
-                        errors=MX, body="ConferenceBody"),
+            "post": _op("Create a conference (at most `[server] maxConferences` per user: beyond, 409)",
+                        _obj(required=("conference",), conference=_ref("Conference")),
+                        errors=CREATES, body="ConferenceBody", params=[_IDEMPOTENCY_KEY]),
         },
         "/conferences/{id}": {
             "put": _op("Update a conference (`Id` is the path's)",
@@ -371,6 +383,12 @@ def openapi_document() -> dict[str, Any]:
                 "Unauthorized": {
                     "description": "missing or invalid credentials, or the user is not signed in",
                     "headers": {"WWW-Authenticate": {"required": True, "schema": _S}},
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
+                "UnknownOutcome": {
+                    "description": "the MX did not answer in time: **unknown outcome** — the command may still "
+                                   "have been carried out (a call placed seconds later). Retry a creating "
+                                   "request only with the same `Idempotency-Key`.",
                     "content": {"application/json": {"schema": _ref("Error")}},
                 },
                 "Throttled": {

@@ -19,6 +19,10 @@ class MXProtocolError(MXError):
     """The peer sent something that is not the protocol (bad header, malformed XML)."""
 
 
+class MXAnswerTooLarge(MXProtocolError):
+    """The MX's answer to a command is larger than we take (it overflowed the CSTA frame)."""
+
+
 class MXLoginFailed(MXError):
     """The MX rejected the credentials; ``code`` and ``text`` are the server's own."""
 

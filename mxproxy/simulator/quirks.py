@@ -20,6 +20,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "empty_call_log": ("empty", "nothing"),
     "next_chunk_past_end": ("error", "repeat"),
     "mail_list_default": ("VoiceMail", "Recording", "Fax", "Undefined", "all"),
+    "oversized_answer": ("drop", "wrap"),
     "multipart_invoke_id": ("event", "request", "mixed"),
     "mail_chunk_invoke_id": ("request", "event"),
     "call_control_reply": ("both", "event", "event-first", "response"),
@@ -95,6 +96,11 @@ class Quirks:
     #: Accept ``MonitorStartAb`` (then send ``Ab*UserEvent``s); false answers it with
     #: ``CSTAErrorCode`` (an MX without address-book notifications).
     address_book_events: bool = True
+    #: An answer too large for one frame (e.g. ``ConfList`` of hundreds of conferences): ``drop``
+    #: sends nothing (spec §12: never a frame > 65 535 bytes; the client times out); ``wrap``
+    #: writes it whole with the length field wrapped at 16 bits, as a writer that does not check
+    #: it (spec §1.3).
+    oversized_answer: str = "drop"
     #: Invoke id of ``ablist`` pages and ``callloginfo`` chunks: ``event`` (9999, spec §3.1),
     #: ``request`` (the request's id) or ``mixed`` (alternating, 9999 first).
     multipart_invoke_id: str = "event"

@@ -139,8 +139,11 @@ class Session:
         try:
             frame = encode_frame(invoke_id, xml)
         except FrameError:
-            log.error("session %d: refusing to send an oversized %d-byte message", self.id, len(xml))
-            return
+            if self.sim.quirks.oversized_answer != "wrap" or not 0 <= invoke_id <= EVENT_ID:
+                log.error("session %d: refusing to send an oversized %d-byte message", self.id, len(xml))
+                return
+            payload = xml.encode("utf-8")
+            frame = b"\x00\x00" + ((len(payload) + 8) & 0xFFFF).to_bytes(2, "big") + b"%04d" % invoke_id + payload
         self.writer.write(frame)
 
     def send_event(self, xml: str) -> None:

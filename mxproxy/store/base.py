@@ -194,6 +194,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_signing_key(self, kid: str) -> None: ...
 
+    # MX certificates trusted on first use ([mx] tlsTrustOnFirstUse) -------------------------
+    async def mx_certificates(self) -> dict[str, str]:
+        """Trusted SHA-256 fingerprints by MX address (``host:port``)."""
+        raise StoreError("this store cannot keep MX certificate fingerprints")
+
+    async def trust_mx_certificate(self, address: str, fingerprint: str) -> str:
+        """Keep ``fingerprint`` for ``address`` unless one is kept already; the kept one (so of
+        two instances meeting a new MX at once, the first to write wins for both)."""
+        raise StoreError("this store cannot keep MX certificate fingerprints")
+
+    async def forget_mx_certificates(self, address: str | None = None) -> int:
+        """Forget the fingerprint of ``address`` (None: of every MX); how many were forgotten."""
+        raise StoreError("this store cannot keep MX certificate fingerprints")
+
     # single instance or cluster ------------------------------------------------------------------
     #: True when several processes may share this store as one service (PostgreSQL).
     shared = False

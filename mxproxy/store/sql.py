@@ -67,6 +67,10 @@ class _DryRun(Exception):
         self.outcome = outcome
 
 
+#: ``store_meta`` name prefix of an MX certificate fingerprint (no ``_``: LIKE reads it as a wildcard).
+MX_CERT = "mxcert:"
+
+
 class SQLStore(ClusterStatements, Store):
     """Every Store operation, written once; subclasses supply the dialect's plumbing."""
 
@@ -326,3 +330,20 @@ class SQLStore(ClusterStatements, Store):
     async def delete_signing_key(self, kid: str) -> None:
         validation.text("kid", kid)
         await self._run(f"DELETE FROM {self._keys} WHERE kid = ?", kid)
+
+    # MX certificates (rows of store_meta named MX_CERT + address) -------------------------------
+    async def mx_certificates(self) -> dict[str, str]:
+        found = await self._all(f"SELECT name, value FROM {self._meta} WHERE name LIKE ? ORDER BY name",
+                                MX_CERT + "%")
+        return {str(row["name"])[len(MX_CERT):]: str(row["value"]) for row in found}
+
+    async def trust_mx_certificate(self, address: str, fingerprint: str) -> str:
+        validation.text("address", address)
+        await self._add_meta(MX_CERT + address, fingerprint)
+        kept = await self._get_meta(MX_CERT + address)
+        return kept if kept is not None else fingerprint
+
+    async def forget_mx_certificates(self, address: str | None = None) -> int:
+        if address is None:
+            return await self._run(f"DELETE FROM {self._meta} WHERE name LIKE ?", MX_CERT + "%")
+        return await self._run(f"DELETE FROM {self._meta} WHERE name = ?", MX_CERT + address)

@@ -149,3 +149,18 @@ async def test_beyond_the_connection_cap_a_new_connection_gets_503_and_the_serve
                 break
             await asyncio.sleep(0.05)
         assert status == 200
+
+
+async def test_a_kept_alive_connection_gets_the_keep_alive_timeout_not_the_shorter_header_timeout(
+        tmp_path: Path, start_simulator: Any) -> None:
+    async with serving(tmp_path, start_simulator, 'keepAliveTimeout = "2s"\nheaderTimeout = "200ms"') as server:
+        reader, writer = await open_raw(server.public_port)
+        writer.write(request("/openapi.json"))
+        assert (await read_response(reader))[0] == 200
+        assert not await closed_by_server(reader, within=0.6)  # well past headerTimeout: still open
+        writer.write(request("/openapi.json"))
+        assert (await read_response(reader))[0] == 200
+        # a head dribbled after an answer is closed too (within keepAliveTimeout here)
+        writer.write(b"GET /openapi.json HTTP/1.1\r\n")
+        assert await closed_by_server(reader)
+        writer.close()

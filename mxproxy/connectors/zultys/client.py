@@ -37,6 +37,7 @@ from mxproxy.config import MXConfig
 from mxproxy.connectors.base import Event, SessionEnded
 from mxproxy.connectors.errors import (
     CSTAError,
+    MXAnswerTooLarge,
     MXBadRequest,
     MXConnectionFailed,
     MXError,
@@ -50,6 +51,7 @@ from mxproxy.connectors.zultys.framing import (
     EVENT_ID,
     HEADER_SIZE,
     KEEPALIVE_FRAME,
+    MAX_PAYLOAD,
     FrameError,
     InvokeIds,
     decode_header,
@@ -66,6 +68,32 @@ __all__ = ["CSTAClient", "Subscription", "redact", "open_tls"]
 PROBE = "<GetServiceList></GetServiceList>"
 #: Pause writers above this much unsent data (a stuck MX must not make us buffer without bound).
 WRITE_HIGH_WATER = 256 * 1024
+#: An MX answer that overflowed its frame (wrapped length, see ``_rest_of_wrapped_frame``) is
+#: taken whole up to this size; a larger one fails its command with ``MXAnswerTooLarge``.
+MAX_ANSWER = 1024 * 1024
+WRAP_STEP = 0x10000  # what a 16-bit length loses each time it wraps
+MAX_WRAPS = 256  # 16 MiB: beyond it the stream is not CSTA any more and the session ends
+_ROOT = re.compile(rb"<([A-Za-z_][^\s/>]*)")
+
+
+def closes_its_root(payload: bytes, start: bytes | None = None) -> bool:
+    """Whether a payload ends its root element (``</root>`` or a self-closed ``<root/>``);
+    ``start``: the message's first bytes when ``payload`` is only its tail. Cheap, not a parse:
+    it only tells a whole message from the first part of an overflowed one."""
+    end = payload[-512:].rstrip()
+    if not end:
+        return True
+    match = _ROOT.search(payload[:512] if start is None else start)
+    if match is None:
+        return True  # nothing element-like: leave it to the parser
+    return end.endswith(b"/>") or end.endswith(b"</" + match.group(1) + b">")
+
+
+def is_frame_header(head: bytes) -> bool:
+    """Eight bytes that start a frame (XML text never holds the zero bytes of its first two)."""
+    return head[:2] == b"\x00\x00" and head[4:8].isdigit() and int.from_bytes(head[2:4], "big") >= HEADER_SIZE
+
+
 #: Plain-text read buffer of our TLS transport; asyncio's default is 256 KiB per connection,
 #: which alone would be 2.5 GB for 10 000 idle sessions. Frames are ≤ 64 KiB anyway.
 TLS_READ_BUFFER = 16 * 1024
@@ -471,12 +499,19 @@ class CSTAClient:
 
     async def _read_loop(self) -> None:
         reader = self._reader
+        next_header: bytes | None = None
         try:
             while True:
-                header = await reader.readexactly(HEADER_SIZE)
+                header = next_header or await reader.readexactly(HEADER_SIZE)
                 length, invoke_id = decode_header(header)
                 payload = await reader.readexactly(length) if length else b""
+                next_header = None
+                if not closes_its_root(payload):
+                    payload, next_header = await self._rest_of_wrapped_frame(payload)
                 self._last_recv = self._loop.time()
+                if payload is None:
+                    self._answer_too_large(invoke_id)
+                    continue
                 self._dispatch(invoke_id, payload)
                 if self.ended is not None:
                     return
@@ -492,13 +527,46 @@ class CSTAClient:
             log.exception("MX session %s: reader failed", self.label)
             self.end("error", f"reader failed: {exc}", graceful=False)
 
+    async def _rest_of_wrapped_frame(self, payload: bytes) -> tuple[bytes | None, bytes | None]:
+        """A payload whose root element is not closed: either a malformed message (the next 8
+        bytes are a frame header: returned, for the loop to go on with) or the first part of an
+        answer longer than a frame, written with its 16-bit length wrapped (spec §1.3; an MX
+        with hundreds of conferences): the rest follows in whole 65 536-byte steps. Kept up to
+        ``MAX_ANSWER`` bytes (the whole message is returned); beyond that it is read and dropped
+        (None), so the stream stays in step and only that command fails."""
+        reader = self._reader
+        kept: bytearray | None = bytearray(payload)
+        start, tail = payload[:512], payload[-WRAP_STEP:]
+        for step in range(MAX_WRAPS):
+            head = await reader.readexactly(HEADER_SIZE)
+            if step == 0 and is_frame_header(head):
+                return payload, head  # not a wrapped frame: a malformed one, for the parser to judge
+            chunk = head + await reader.readexactly(WRAP_STEP - HEADER_SIZE)
+            if kept is not None:
+                kept += chunk
+                if len(kept) > MAX_ANSWER:
+                    kept = None
+            tail = tail[-1024:] + chunk
+            if closes_its_root(tail, start):
+                return (bytes(kept) if kept is not None else None), None
+        raise FrameError(f"an MX message longer than {MAX_WRAPS} wrapped frames")
+
+    def _answer_too_large(self, invoke_id: int) -> None:
+        log.warning("MX session %s: dropped an answer larger than %d bytes (id %04d)", self.label,
+                    MAX_ANSWER, invoke_id)
+        fut = self._pending.get(invoke_id) if invoke_id != EVENT_ID else None
+        if fut is not None and not fut.done():
+            fut.set_exception(MXAnswerTooLarge(
+                f"the MX answer is larger than {MAX_ANSWER} bytes (CSTA frames carry {MAX_PAYLOAD}); "
+                "e.g. too many conferences to list: delete some"))
+
     def _dispatch(self, invoke_id: int, payload: bytes) -> None:
         if frame_log.isEnabledFor(logging.DEBUG):
             frame_log.debug("%s <- %04d %s", self.label, invoke_id, redact(payload))
         if not payload.strip():
             return
         try:
-            root = parse(payload)
+            root = parse(payload, max_size=MAX_ANSWER)  # a wrapped answer may be longer than a frame
         except MXProtocolError as exc:
             # the framing is intact, so the connection can go on; a waiter for this id fails now
             log.warning("MX session %s: ignoring an unreadable message (id %04d): %s", self.label, invoke_id, exc)

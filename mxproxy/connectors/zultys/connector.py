@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import ClassVar, Mapping
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
 from mxproxy.config import MXConfig
 from mxproxy.connectors import base
@@ -12,6 +12,10 @@ from mxproxy.connectors.errors import MXError
 from mxproxy.connectors.zultys.client import open_tls
 from mxproxy.connectors.zultys.session import ZultysSession
 from mxproxy.connectors.zultys.tls import client_context, normalize_fingerprint, verifies
+from mxproxy.connectors.zultys.trust import CertificateCheck, peer_fingerprint
+
+if TYPE_CHECKING:
+    from mxproxy.store.base import Store
 
 log = logging.getLogger("mxproxy.connectors.zultys")
 
@@ -32,6 +36,8 @@ class ZultysConnector(base.Connector):
         self._ssl: ssl.SSLContext | None = None
         self._pin = normalize_fingerprint(config.cert_fingerprint) if config.cert_fingerprint else None
         self._warned = False
+        #: trust on first use and the fingerprint log line; ``use_store`` hands it the store
+        self.certificates = CertificateCheck(config.tls_trust_on_first_use, pinned=bool(self._pin))
         self.address_book_events: bool = self.option(config, "addressBookEvents")
 
     def _context(self) -> ssl.SSLContext:
@@ -44,6 +50,10 @@ class ZultysConnector(base.Connector):
                         "mx.certFingerprint): anyone on the path to the MX can intercept CSTA sessions")
         return self._ssl
 
+    def use_store(self, store: "Store") -> None:
+        """Where ``[mx] tlsTrustOnFirstUse`` keeps the trusted fingerprints (shared by instances)."""
+        self.certificates.store = store
+
     async def login(self, account: base.MXAccount) -> ZultysSession:
         """Connect, then log in (hashed password, clear-text retry on Code 2/4) and, unless
         ``[mx] addressBookEvents`` is off, ask for address-book change events. Connect timeouts
@@ -51,10 +61,13 @@ class ZultysConnector(base.Connector):
         pinning failures MXTLSError; a rejected login MXLoginFailed."""
         reader, writer = await open_tls(account.host, account.port, self._context(),
                                         timeout=self.config.connect_timeout, pin=self._pin)
+        fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
         session = ZultysSession(self.config, f"{account.login}@{account.address}")
         session.attach(reader, writer)
         try:
+            await self.certificates.check(account.address, fingerprint)
             await session.login(account.login, account.password)
+            self.certificates.logged_in(account.address, fingerprint)
         except BaseException as exc:
             mode = "error" if isinstance(exc, MXError) else "closed"
             session.client.end(mode, "login did not succeed", graceful=False)

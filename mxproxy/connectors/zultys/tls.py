@@ -25,7 +25,7 @@ __all__ = ["client_context", "verifies", "normalize_fingerprint", "check_pin", "
 
 def verifies(config: MXConfig) -> bool:
     """True when the peer is authenticated somehow (chain verification or a pin)."""
-    return bool(config.tls_verify or config.ca_file or config.cert_fingerprint)
+    return bool(config.tls_verify or config.ca_file or config.cert_fingerprint or config.tls_trust_on_first_use)
 
 
 def client_context(config: MXConfig) -> ssl.SSLContext:
