@@ -434,8 +434,11 @@ class ProxyServer:
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
 
             self.metrics.watch_cluster(ownership)
+            # the owner answers within its longest MX round (a sign-in: connect + login + monitor);
+            # a paused owner must not hold the client longer than that
+            answer_within = config.mx.connect_timeout + 2 * config.mx.response_timeout + 5.0
             self.forwarder = Forwarder(PeerAuth(cluster_key(config.server.store_key or ""), ownership.id),
-                                       self.metrics)
+                                       self.metrics, read_timeout=answer_within)
         self.push = await self._start_push()
         await self.sessions.start()
 

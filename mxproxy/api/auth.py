@@ -11,13 +11,13 @@ from starlette.responses import Response
 
 from mxproxy.api.bodies import read_form
 from mxproxy.api.errors import BASIC_CHALLENGE, BEARER_CHALLENGE, ApiError, response_for
-from mxproxy.api.forwarding import buffered_body, is_forwarded
+from mxproxy.api.forwarding import buffered_body, is_forwarded, signed_out
 from mxproxy.api.render import json_response
 from mxproxy.api.rendered import RenderedJSON
 from mxproxy.auth.clients import check_client
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.auth.signin_limits import SignInThrottled
-from mxproxy.sessions.errors import ServedElsewhere
+from mxproxy.sessions.errors import NotSignedIn, ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -73,7 +73,10 @@ async def current_session(request: Request) -> "UserSession":
     scope = request.scope
     session = scope.get(SESSION_KEY)
     if session is None:
-        session = scope[SESSION_KEY] = context(request).sessions.get(await current_login(request))
+        login = await current_login(request)
+        if signed_out(request):  # cluster: no instance runs this user, and none will (401, not 503)
+            raise NotSignedIn()
+        session = scope[SESSION_KEY] = context(request).sessions.get(login)
     return session
 
 

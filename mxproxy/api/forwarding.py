@@ -170,6 +170,11 @@ def is_forwarded(request: Request) -> bool:
     return bool(request.scope.get("state", {}).get("cluster_forwarded"))
 
 
+def signed_out(request: Request) -> bool:
+    """Cluster routing found the user not stored, or needing to sign in again, anywhere."""
+    return bool(request.scope.get("state", {}).get("cluster_signed_out"))
+
+
 def buffered_body(request: Request) -> bytes | None:
     return request.scope.get("state", {}).get("cluster_body")
 
@@ -214,6 +219,8 @@ class ForwardingMiddleware:
             await error_response(503, "store unavailable", {"Retry-After": "1"})(scope, receive, send)
             return
         if route.local:
+            if route.signed_out:
+                state["cluster_signed_out"] = True  # the routes answer as for a user not signed in
             await self.app(scope, receive, send)
         elif route.url:
             response = await forwarder.forward(request, route.url)

@@ -65,7 +65,7 @@ class SessionManager:
             return
         await self._resume(await self.store.list_users())
 
-    async def _resume(self, users: list[UserRecord]) -> None:
+    async def _resume(self, users: list[UserRecord], *, fresh: bool = False) -> None:
         owners: list[Owner] = []
         for record in users:
             if record.needs_reauth:
@@ -78,7 +78,7 @@ class SessionManager:
             except ValueError:
                 log.error("stored user %s has a bad host %r; not resumed", record.login, record.host)
                 continue
-            owner = Owner(self, record.login, account)
+            owner = Owner(self, record.login, account, fresh=fresh)
             self._owners[record.login] = owner
             owner.start()
             owners.append(owner)
@@ -106,7 +106,7 @@ class SessionManager:
         except StoreError as exc:
             log.warning("cannot read %d user(s) whose leases were taken: %s", len(wanted), exc)
             return
-        await self._resume(records)
+        await self._resume(records, fresh=True)  # a takeover: thousands of logins, no second read each
 
     async def release_users(self, logins: list[str]) -> None:
         """Leases of ``logins`` are gone (moved or lapsed): ``<logout/>`` their sessions here."""

@@ -59,8 +59,11 @@ class Owner:
         account: MXAccount,
         server_id: str = "",
         session: MXSession | None = None,
+        *,
+        fresh: bool = False,
     ) -> None:
         self.manager = manager
+        self._fresh = fresh  # the record was read just now: the first attempt need not read it again
         self.login = login
         self.account = account
         self.server_id = server_id
@@ -176,7 +179,8 @@ class Owner:
         async with self.connect_lock:
             if self.session is not None or self.closing:  # a sign-in already brought a session
                 return True
-            if not await self._refresh_from_store():
+            fresh, self._fresh = self._fresh, False
+            if not fresh and not await self._refresh_from_store():
                 return False
             ownership = self.manager.ownership
             if ownership is not None and not ownership.holds(self.login):

@@ -85,12 +85,14 @@ class Route:
     """Where a request for one user is served: here, at ``url``, or nowhere right now."""
 
     local: bool = False
+    signed_out: bool = False  # served here because the user is not stored or must sign in again
     url: str | None = None
     instance: str | None = None
     retry_after: int = 1
 
 
 LOCAL = Route(local=True)
+SIGNED_OUT = Route(local=True, signed_out=True)
 
 
 @dataclass
@@ -118,6 +120,8 @@ class Ownership:
         self._round_lock = asyncio.Lock()
         self._rounds_since_housekeeping = 0
         self._last_ok = 0.0
+        self._next_lapse = options.renew_interval  # seconds until a lease we want lapses
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, manager: "SessionManager", *, settle: float | None = None) -> None:
@@ -179,7 +183,8 @@ class Ownership:
         while True:
             try:
                 await self.round()
-                delay = self.options.renew_interval
+                # a lease we are to take lapses before the next regular round: be there on time
+                delay = min(self.options.renew_interval, max(0.05, self._next_lapse + 0.05))
             except StoreError as exc:
                 self.stats.round_failures += 1
                 log.warning("cluster: lease round failed: %s", exc)
@@ -230,6 +235,9 @@ class Ownership:
                 elif target == self.id:
                     wanted[placement.login] = None
             renewed = await self.store.renew_leases(self.id, wanted, ttl)
+            lapsing = [p.lease.expires_in for p in placements if p.login in wanted and p.login not in renewed
+                       and p.lease is not None and p.lease.expires_in > 0]
+            self._next_lapse = min(lapsing, default=self.options.renew_interval) - (loop.time() - started)
             valid_until = started + ttl * (1 - SAFETY)
             previous = {p.login: p.lease for p in placements}
             self._apply(renewed, valid_until, previous, before)
@@ -269,9 +277,15 @@ class Ownership:
             log.info("cluster: %d user(s) now owned elsewhere; logging their MX sessions out", len(lost))
         if self._manager is not None:
             if lost:
-                asyncio.create_task(self._release_later(lost), name="cluster-release")
+                self._background(self._release_later(lost), "cluster-release")
             if new:
-                asyncio.create_task(self._manager.run_users(new), name="cluster-run")
+                self._background(self._manager.run_users(new), "cluster-run")
+
+    def _background(self, work: Any, name: str) -> None:
+        """Start ``work`` without waiting; the task is kept referenced until it is done."""
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _release_later(self, logins: list[str]) -> None:
         """Log the moved users' sessions out once their new owner had time to log in (one
@@ -342,7 +356,7 @@ class Ownership:
             return Route(retry_after=1)  # taken moments ago; the round starts the session
         record = await self.store.get_user(login)
         if record is None or record.needs_reauth:
-            return LOCAL
+            return SIGNED_OUT
         wait = lease.expires_in if lease is not None and lease.expires_in > 0 else self.options.renew_interval
         return Route(retry_after=max(1, int(wait + 0.999)))
 

@@ -134,6 +134,12 @@ host = "127.0.0.1:{self.sim.port}"
             await self.wait_ready(instance)
         return instance
 
+    async def start_all(self, *names: str) -> list[Instance]:
+        """Start several instances at once (as an operator's deploy would), then wait for all."""
+        started = [await self.start(name, wait=False) for name in names]
+        await asyncio.gather(*(self.wait_ready(instance) for instance in started))
+        return started
+
     async def wait_ready(self, instance: Instance, timeout: float = 40.0) -> None:
         async def ready() -> bool:
             if not instance.running:

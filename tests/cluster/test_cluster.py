@@ -40,10 +40,7 @@ async def ring(rig: ClusterRig, login: str) -> int:
 
 async def test_three_instances_run_one_session_per_user_and_push_each_ring_once(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=50)
-    for name in ("a", "b", "c"):
-        await rig.start(name, wait=False)
-    for instance in rig.running():
-        await rig.wait_ready(instance)
+    await rig.start_all("a", "b", "c")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "exactly one MX session per user")
     owners = await rig.owners()
@@ -75,6 +72,31 @@ async def test_three_instances_run_one_session_per_user_and_push_each_ring_once(
     body = r.json()
     assert body["mode"] == "cluster" and {i["id"] for i in body["instances"]} == {"a", "b", "c"}
     assert sum(i["users"] for i in body["instances"]) == 50
+    forwarded = 0.0
+    for instance in rig.running():  # the admin API says which instance holds what
+        ready = (await rig.client.get(f"{instance.admin}/readyz")).json()
+        assert ready["status"] == "ok" and ready["cluster"] == {"instance": instance.name, "member": True, "members": 3}
+        sessions = (await rig.client.get(f"{instance.admin}/sessions")).json()
+        assert sessions["instance"] == instance.name
+        assert {s["instance"] for s in sessions["sessions"]} <= {instance.name}
+        metrics = (await rig.client.get(f"{instance.admin}/metrics")).text
+        forwarded += sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                         if line.startswith('mxproxy_cluster_forwarded_requests_total{result="ok"}'))
+        assert "mxproxy_cluster_leases_held " in metrics
+    assert forwarded >= 20  # 2 of every 3 GET /auth above, and the downloads
+    # a user whose stored MX password stops working needs to sign in again: 401 through every
+    # instance, also once nobody holds their lease any more (never a 503 for a moving owner)
+    gone = rig.users[1]
+    rig.sim.fixture.user(gone.login).password = "changed-on-the-mx"
+    await rig.sim.drop_session(gone.login)
+
+    async def refused_everywhere() -> bool:
+        codes = [(await rig.who_am_i(gone.login, i)).status_code for i in rig.running()]
+        return codes == [401, 401, 401]
+
+    await wait_for(refused_everywhere, "401 for the user through every instance")
+    await asyncio.sleep(LEASE_TTL + 1)  # their lease has lapsed now
+    assert await refused_everywhere()
 
 
 async def _true(value: bool) -> bool:
@@ -88,8 +110,7 @@ async def owner_of(rig: ClusterRig, login: str) -> str | None:
 
 async def test_sigkill_of_a_ringing_users_owner_hands_the_user_to_a_survivor_without_a_duplicate(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=6)
-    for name in ("a", "b", "c"):
-        await rig.start(name)
+    await rig.start_all("a", "b", "c")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "one MX session per user")
     login = rig.users[0].login
@@ -120,8 +141,7 @@ async def test_sigkill_of_a_ringing_users_owner_hands_the_user_to_a_survivor_wit
 
 async def test_an_owner_paused_past_its_lease_does_not_act_when_it_wakes_up(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=6)
-    for name in ("a", "b"):
-        await rig.start(name)
+    await rig.start_all("a", "b")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "one MX session per user")
     login = rig.users[0].login
@@ -148,8 +168,7 @@ async def test_an_owner_paused_past_its_lease_does_not_act_when_it_wakes_up(clus
 
 async def test_postgresql_connection_loss_keeps_sessions_running_and_leases_recover(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=6)
-    for name in ("a", "b"):
-        await rig.start(name)
+    await rig.start_all("a", "b")
     devices = await sign_in_all(rig)
     await wait_for(rig.one_session_each, "one MX session per user")
     sessions_before = {i.id for i in rig.sim.sessions() if i.active and i.logged_in}
@@ -172,8 +191,7 @@ async def test_postgresql_connection_loss_keeps_sessions_running_and_leases_reco
 
 async def test_a_joining_instance_gets_its_share_and_a_leaving_one_hands_over_all(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=30)
-    for name in ("a", "b"):
-        await rig.start(name)
+    await rig.start_all("a", "b")
     await sign_in_all(rig, devices=False)
     await wait_for(rig.one_session_each, "one MX session per user")
     await rig.start("c")
@@ -198,8 +216,7 @@ async def test_a_joining_instance_gets_its_share_and_a_leaving_one_hands_over_al
 
 async def test_a_rolling_restart_under_traffic_fails_no_request_but_with_503_and_retry_after(cluster: Any) -> None:
     rig: ClusterRig = await cluster(users=12)
-    for name in ("a", "b", "c"):
-        await rig.start(name)
+    await rig.start_all("a", "b", "c")
     devices = await sign_in_all(rig)
     await wait_for(rig.settled, "every user live on one instance")
     behind_balancer = ["a", "b", "c"]
