@@ -8,7 +8,6 @@ are shown as ``xxxxx``, exactly as the README's example shows the password (docs
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +82,7 @@ async def list_users(request: Request) -> Response:
 
 async def logout_user(request: Request) -> Response:
     """Close the user's MX session (``<logout/>``), delete them and their device tokens, and
-    forget their cached JWTs. ``login`` is the MX login or the sign-in name; the answer echoes
+    revoke their JWTs. ``login`` is the MX login or the sign-in name; the answer echoes
     it as given. 404 when no such user is stored (the session, if any, is closed anyway, as the
     original did)."""
     fields = await read_fields(request, [Field("login")])
@@ -92,10 +91,8 @@ async def logout_user(request: Request) -> Response:
         raise ApiError(400, 'missing "login"')
     login = await resolve_login(request, name) or name
     ctx = context(request)
+    await ctx.tokens.revoke(login)  # the user's JWTs stop working, on every instance sharing the store
     existed = await ctx.sessions.logout(login)
-    forgotten = ctx.tokens.forget_subject(login)
-    if inspect.isawaitable(forgotten):
-        await forgotten
     if not existed:
         raise ApiError(404, "not found")
     log.info("admin: user %s signed out", login)

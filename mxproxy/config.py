@@ -261,6 +261,8 @@ class JWTConfig:
     sign_key_ttl: float = 6 * 3600.0
     issuer: str | None = None
     audience: str | None = None
+    # how stale an instance's view of a user's token generation (sign-outs elsewhere) may be
+    revocation_check: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -610,6 +612,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         sign_key_ttl=jwt_s.duration("signKeyTTL", "6h"),
         issuer=jwt_s.string("issuer") or None,
         audience=jwt_s.string("audience") or None,
+        revocation_check=jwt_s.duration("revocationCheck", "5s", positive=False),
     )
 
     server_s = root.table("server")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +77,6 @@ async def current_session(request: Request) -> "UserSession":
             raise NotSignedIn()
         session = scope[SESSION_KEY] = context(request).sessions.get(login)
     return session
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
 
 
 # --- POST /auth ---------------------------------------------------------------------------------
@@ -251,8 +246,8 @@ async def sign_out(request: Request) -> Response:
     except InvalidToken as exc:
         raise ApiError(403, str(exc) or "invalid token") from None
     login = claims.sub
+    await ctx.tokens.revoke(login)  # this token and every other issued so far: here and on every instance
     existed = await ctx.sessions.logout(login)
-    await _maybe_await(ctx.tokens.forget_subject(login))
     if not existed:
         raise ApiError(404, "not found")
     log.info("user %s signed out", login)

@@ -13,12 +13,21 @@ naming ``none``, ``HS256`` or ``RS256`` is refused before any key is touched.
 A verified token is remembered (bounded LRU keyed by the token string, each entry dropping out at
 the token's ``exp``), so a client repeating its token costs a dictionary lookup: no signature
 check, no store access.
+
+Revocation: the store keeps a per-user token generation, bumped at every sign-out (``revoke``) and
+kept when the user is deleted. A token carries the generation it was issued under in a ``gen``
+claim (left out while it is 0, so a user never signed out gets the original's token shape), and
+is refused (``token revoked``) once the store's generation is higher. Each instance remembers a
+user's generation for ``[jwt] revocationCheck`` (5 s; 0 = read the store on every request), so a
+sign-out on one instance is honoured by every instance sharing the store within that time, and
+the cached path still costs no store access.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import secrets
 from collections import OrderedDict
@@ -31,6 +40,9 @@ from jwt.exceptions import InvalidSignatureError, PyJWTError
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.auth.keyring import KeyRing
 from mxproxy.config import JWTConfig
+from mxproxy.store.base import StoreError
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "ES256"
 IAT_BACKDATE = 10  # seconds; the original sets iat = now − 10 s
@@ -55,6 +67,7 @@ class Claims:
     iat: int
     jti: str
     kid: str
+    gen: int = 0  # the user's token generation when it was issued
 
 
 @dataclass
@@ -87,10 +100,13 @@ class TokenService:
         self._jws = pyjwt.PyJWS()
         self._cache: OrderedDict[str, Claims] = OrderedDict()
         self._by_subject: dict[str, set[str]] = {}
+        self._generations: dict[str, tuple[int, float]] = {}  # sub → (generation, read at)
+        self._store_warned = False
 
     # -- issuing ------------------------------------------------------------------------------
     async def issue(self, sub: str) -> IssuedToken:
         key = await self.keyring.signing_key()
+        gen = await self._read_generation(sub)
         now = int(self.clock())
         exp = now + int(self.jwt.token_ttl)
         jti = new_jti()
@@ -98,6 +114,8 @@ class TokenService:
         if self.jwt.audience:
             claims["aud"] = self.jwt.audience
         claims["exp"] = exp
+        if gen:
+            claims["gen"] = gen
         claims["iat"] = now - IAT_BACKDATE
         if self.jwt.issuer:
             claims["iss"] = self.jwt.issuer
@@ -112,18 +130,66 @@ class TokenService:
         """Claims of a valid token, else ``InvalidToken``."""
         claims = self._cache.get(token)
         if claims is not None:
-            if self.clock() < claims.exp:
-                self._cache.move_to_end(token)
-                self.stats.cache_hits += 1
-                return claims
+            now = self.clock()
+            if now < claims.exp:
+                known = self._generations.get(claims.sub)
+                if known is not None and now - known[1] < self.jwt.revocation_check and claims.gen >= known[0]:
+                    self._cache.move_to_end(token)
+                    self.stats.cache_hits += 1
+                    return claims
+                if await self._current_generation(claims.sub) <= claims.gen:
+                    self._cache.move_to_end(token)
+                    self.stats.cache_hits += 1
+                    return claims
+                self._drop(token)
+                self.stats.rejected += 1
+                raise InvalidToken("token revoked")
             self._drop(token)
         try:
             claims = await self._verify_uncached(token)
+            if claims.gen < await self._current_generation(claims.sub):
+                raise InvalidToken("token revoked")
         except InvalidToken:
             self.stats.rejected += 1
             raise
         self._remember(token, claims)
         return claims
+
+    # -- revocation ----------------------------------------------------------------------------
+    async def revoke(self, sub: str) -> int:
+        """Every token of ``sub`` issued so far stops working, here at once and on the other
+        instances sharing the store within ``revocationCheck``; returns the new generation."""
+        store = self.keyring.store
+        if store is None:
+            gen = self._generations.get(sub, (0, 0.0))[0] + 1
+        else:
+            gen = await store.revoke_tokens(sub)
+        self._generations[sub] = (gen, self.clock())
+        self.forget_subject(sub)
+        return gen
+
+    async def _current_generation(self, sub: str) -> int:
+        known = self._generations.get(sub)
+        now = self.clock()
+        if known is not None and now - known[1] < self.jwt.revocation_check:
+            return known[0]
+        gen = await self._read_generation(sub, default=known[0] if known else 0)
+        self._generations[sub] = (gen, now)
+        return gen
+
+    async def _read_generation(self, sub: str, default: int = 0) -> int:
+        store = self.keyring.store
+        if store is None:
+            return self._generations.get(sub, (default, 0.0))[0]
+        try:
+            gen = await store.token_generation(sub)
+        except StoreError as exc:  # keep serving on what we last knew; the store's own checks fail loudly
+            if not self._store_warned:
+                log.warning("token revocation: store unreachable, using the last known generations: %s", exc)
+                self._store_warned = True
+            return default
+        self._store_warned = False
+        return gen
 
     async def _verify_uncached(self, token: str) -> Claims:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
@@ -161,6 +227,9 @@ class TokenService:
         sub, exp, iat, jti = (payload.get(k) for k in ("sub", "exp", "iat", "jti"))
         if not (isinstance(sub, str) and sub and _is_number(exp) and _is_number(iat) and isinstance(jti, str)):
             raise InvalidToken("bad token claims")
+        gen = payload.get("gen", 0)
+        if isinstance(gen, bool) or not isinstance(gen, int) or not 0 <= gen < MAX_CLAIM_TIME:
+            raise InvalidToken("bad token claims")
         now = self.clock()
         if iat > now + self.leeway:
             raise InvalidToken("token created after now")
@@ -176,7 +245,7 @@ class TokenService:
             audiences = aud if isinstance(aud, list) else [aud]
             if self.jwt.audience not in audiences:
                 raise InvalidToken("bad token audience")
-        return Claims(sub=sub, exp=int(exp), iat=int(iat), jti=jti, kid=kid)
+        return Claims(sub=sub, exp=int(exp), iat=int(iat), jti=jti, kid=kid, gen=gen)
 
     # -- cache ----------------------------------------------------------------------------------
     def forget_subject(self, sub: str) -> int:
@@ -210,6 +279,7 @@ class TokenService:
             tokens.discard(token)
             if not tokens:
                 del self._by_subject[sub]
+                self._generations.pop(sub, None)  # re-read with the next token of theirs
 
 
 # Claimed times beyond 64-bit seconds are refused as bad claims: an int past the float range makes

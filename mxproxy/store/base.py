@@ -149,6 +149,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_users(self) -> list[UserRecord]: ...
 
+    # JWT revocation ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def token_generation(self, login: str) -> int:
+        """The user's current JWT generation: 0 until their tokens are first revoked. Kept when
+        the user is deleted, so a token from before a sign-out stays dead after a new sign-in."""
+
+    @abc.abstractmethod
+    async def revoke_tokens(self, login: str) -> int:
+        """Bump the user's JWT generation (every token issued before stops working); returns the
+        new generation. Atomic: concurrent revocations each add one."""
+
     # device tokens ---------------------------------------------------------------------------
     @abc.abstractmethod
     async def put_token(self, token: DeviceToken) -> str | None:

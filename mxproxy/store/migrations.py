@@ -166,6 +166,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=4,
+        description="token_generations: per-user JWT generation, bumped at sign-out (kept when the user is deleted)",
+        sqlite=(
+            """CREATE TABLE token_generations (
+                login TEXT PRIMARY KEY CHECK (login <> ''),
+                generation INTEGER NOT NULL CHECK (generation > 0),
+                revoked_at REAL NOT NULL
+            )""",
+        ),
+        postgres=(
+            """CREATE TABLE {s}.token_generations (
+                login TEXT PRIMARY KEY CHECK (login <> ''),
+                generation BIGINT NOT NULL CHECK (generation > 0),
+                revoked_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -106,6 +106,7 @@ class PostgresStore(SQLStore):
         self._instances = f"{s}.cluster_instances"
         self._leases = f"{s}.user_leases"
         self._claims = f"{s}.push_claims"
+        self._generations = f"{s}.token_generations"
 
     @property
     def where(self) -> str:

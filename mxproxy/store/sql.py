@@ -79,6 +79,7 @@ class SQLStore(ClusterStatements, Store):
     _tokens = "device_tokens"
     _keys = "signing_keys"
     _meta = "store_meta"
+    _generations = "token_generations"
     #: Appended to the SELECT that reads a token's owner before changing it.
     _lock_row = ""
     #: What the driver raises when a device token names a user that is not stored.
@@ -170,6 +171,25 @@ class SQLStore(ClusterStatements, Store):
         found = await self._all(f"SELECT {rows.USER_COLUMNS} FROM {self._users} ORDER BY login")
         box = self._secrets()
         return [rows.user_from_row(box, row) for row in found]
+
+    # JWT revocation ----------------------------------------------------------------------------
+    async def token_generation(self, login: str) -> int:
+        validation.text("login", login)
+        row = await self._one(f"SELECT generation FROM {self._generations} WHERE login = ?", login)
+        return 0 if row is None else int(row["generation"])
+
+    async def revoke_tokens(self, login: str) -> int:
+        validation.text("login", login)
+        async with self._transaction() as tx:
+            await tx.run(
+                f"""INSERT INTO {self._generations} (login, generation, revoked_at) VALUES (?, 1, ?)
+                ON CONFLICT (login) DO UPDATE SET generation = {self._generations}.generation + 1,
+                    revoked_at = excluded.revoked_at""",
+                login, rows.now(),
+            )
+            row = await tx.one(f"SELECT generation FROM {self._generations} WHERE login = ?", login)
+        assert row is not None
+        return int(row["generation"])
 
     # device tokens ---------------------------------------------------------------------------
     async def put_token(self, token: DeviceToken) -> str | None:

@@ -211,3 +211,14 @@ async def test_admin_answers_over_a_real_socket(admin: AdminHarness) -> None:
         r = await client.get("/users", headers={"Accept-Encoding": "identity"})
         assert r.status_code == 200 and "dmitrys" in r.json()["users"]
         assert r.headers["server"].startswith("MXProxy/2.3")
+
+
+async def test_admin_sign_out_revokes_the_users_tokens_for_good(admin: AdminHarness) -> None:
+    token = await admin.sign_in()
+    r = await admin.client.post("/users", content="login=dmitrys",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200
+    fresh = await admin.sign_in()  # the user signs in again
+    old = await admin.public.get("/auth", headers={"Authorization": f"Bearer {token}"})
+    assert (old.status_code, old.json()) == (401, {"error": "invalid token: token revoked"})
+    assert (await admin.public.get("/auth", headers={"Authorization": f"Bearer {fresh}"})).status_code == 200

@@ -30,7 +30,7 @@ from mxproxy.provisioning import create_provisioner
 from mxproxy.push.topics import PushTopics
 from mxproxy.sessions import SessionManager
 from mxproxy.simulator import Quirks, Simulator, demo_fixture
-from mxproxy.store import create_store
+from mxproxy.store import Store, create_store
 
 # The README's literal example credentials.
 CLIENT_ID = "client7664"
@@ -78,7 +78,10 @@ class ApiHarness:
 @contextlib.asynccontextmanager
 async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
                     azure: dict[str, Any] | None = None, profile: str = "spec",
-                    extra: dict[str, Any] | None = None) -> AsyncIterator[ApiHarness]:
+                    extra: dict[str, Any] | None = None,
+                    store: Store | None = None) -> AsyncIterator[ApiHarness]:
+    """``extra``: config tables merged over the defaults; ``store``: an unopened store to use
+    instead of a SQLite file in ``tmp_path`` (closed afterwards)."""
     fixture = demo_fixture()
     sim = Simulator(fixture, host="127.0.0.1", port=0, control=None, quirks=Quirks.profile(profile))
     await sim.start()
@@ -106,7 +109,8 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
         base_dir=tmp_path,
     )
     validator = AzureADValidator(config.azure) if config.azure.enabled else None
-    store = create_store(str(tmp_path / "mxproxy.db"), "api-test-key", base_dir=tmp_path)
+    if store is None:
+        store = create_store(str(tmp_path / "mxproxy.db"), "api-test-key", base_dir=tmp_path)
     await store.open()
     keyring = KeyRing(store, config.jwt)
     await keyring.load()

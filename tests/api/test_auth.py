@@ -132,9 +132,17 @@ async def test_delete_auth_signs_out_and_the_token_stops_working(api: ApiHarness
     after = await api.client.get("/contacts", headers=api.bearer(token))
     assert after.status_code == 401
     assert after.headers["www-authenticate"] == BEARER_CHALLENGE
-    again = await api.client.delete(path, headers=api.bearer(token))
-    assert again.status_code == 404
-    assert again.json() == {"error": "not found"}
+    again = await api.client.delete(path, headers=api.bearer(token))  # the token was revoked with it
+    assert (again.status_code, again.json()) == (403, {"error": "invalid token: token revoked"})
+
+
+async def test_a_token_from_before_a_sign_out_stays_dead_after_signing_in_again(api: ApiHarness, token: str) -> None:
+    assert (await api.client.delete("/auth", headers=api.bearer(token))).status_code == 200
+    fresh = await api.sign_in()
+    assert (await api.client.get("/auth", headers=api.bearer(fresh))).status_code == 200
+    old = await api.client.get("/auth", headers=api.bearer(token))
+    assert (old.status_code, old.json()) == (401, {"error": "invalid token: token revoked"})
+    assert (await api.client.get("/auth", headers=api.bearer(fresh))).status_code == 200
 
 
 async def test_delete_auth_without_bearer_is_403_without_challenge(api: ApiHarness) -> None:

@@ -20,7 +20,7 @@ from mxproxy.auth.tokens import Claims, TokenService
 from mxproxy.config import JWTConfig
 from mxproxy.store.base import Store
 
-from .conftest import FakeClock
+from .conftest import FakeClock, StoreFactory
 
 JWT = JWTConfig(token_ttl=300.0, sign_key_ttl=60.0)
 
@@ -297,3 +297,69 @@ def test_invalid_token_is_an_auth_error_with_the_original_text() -> None:
     error = InvalidToken("token expired")
     assert isinstance(error, AuthError)
     assert str(error) == "invalid token: token expired" and error.reason == "token expired"
+
+
+# -- revocation ------------------------------------------------------------------------------------
+
+
+async def test_revoked_token_is_refused_even_from_the_cache(service: TokenService) -> None:
+    token = (await service.issue("alice")).access_token
+    await service.verify(token)  # cached
+    assert await service.revoke("alice") == 1
+    assert await reason(service, token) == "token revoked"
+    fresh = (await service.issue("alice")).access_token
+    assert parts(fresh)[1]["gen"] == 1
+    assert (await service.verify(fresh)).gen == 1
+    other = (await service.issue("bob")).access_token
+    assert "gen" not in parts(other)[1]  # never revoked: the original's claims exactly
+    assert (await service.verify(other)).sub == "bob"
+
+
+@pytest.mark.parametrize("gen", [-1, 1.5, True, "1", 2**63])
+async def test_malformed_generation_claim_is_a_bad_claim(keys: KeyRing, service: TokenService, clock: FakeClock,
+                                                         gen: Any) -> None:
+    now = int(clock.now)
+    token = await signed_by_ring(keys, {"exp": now + 300, "iat": now, "jti": "x", "sub": "a", "gen": gen})
+    assert await reason(service, token) == "bad token claims"
+
+
+async def test_sign_out_on_one_instance_is_honoured_by_another_within_revocation_check(
+        shared_store: StoreFactory, clock: FakeClock) -> None:
+    one_ring, two_ring = KeyRing(await shared_store(), JWT, clock), KeyRing(await shared_store(), JWT, clock)
+    await one_ring.load()
+    await two_ring.load()
+    one, two = TokenService(one_ring, JWT), TokenService(two_ring, JWT)
+    token = (await one.issue("alice")).access_token
+    assert (await two.verify(token)).sub == "alice"
+    await one.revoke("alice")
+    fresh = (await one.issue("alice")).access_token
+    clock.advance(JWT.revocation_check)
+    assert await reason(two, token) == "token revoked"
+    assert (await two.verify(fresh)).gen == 1
+    assert await reason(one, token) == "token revoked"
+
+
+async def test_within_revocation_check_the_cache_costs_no_store_read(shared_store: StoreFactory,
+                                                                     clock: FakeClock) -> None:
+    store = await shared_store()
+    ring = KeyRing(store, JWT, clock)
+    await ring.load()
+    service = TokenService(ring, JWT)
+    token = (await service.issue("alice")).access_token
+    await service.verify(token)
+    await store.close()  # any store read from here on would fail
+    for _ in range(3):
+        assert (await service.verify(token)).sub == "alice"
+        clock.advance(JWT.revocation_check / 4)
+
+
+async def test_revocation_check_zero_reads_the_store_every_time(shared_store: StoreFactory, clock: FakeClock) -> None:
+    strict = JWTConfig(token_ttl=300.0, sign_key_ttl=60.0, revocation_check=0.0)
+    one_ring, two_ring = KeyRing(await shared_store(), strict, clock), KeyRing(await shared_store(), strict, clock)
+    await one_ring.load()
+    await two_ring.load()
+    one, two = TokenService(one_ring, strict), TokenService(two_ring, strict)
+    token = (await one.issue("alice")).access_token
+    await two.verify(token)
+    await one.revoke("alice")
+    assert await reason(two, token) == "token revoked"  # no clock movement needed

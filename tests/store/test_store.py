@@ -462,3 +462,25 @@ async def test_import_records_refuses_a_bad_record_before_writing_anything(store
     with pytest.raises(InvalidRecord):
         await store.import_records([user("alice"), user("")], [], source="x")
     assert await store.list_users() == [] and await store.import_source() is None
+
+
+async def test_token_generation_starts_at_zero_and_each_revocation_adds_one(store: Store) -> None:
+    assert await store.token_generation("alice") == 0
+    assert await store.revoke_tokens("alice") == 1
+    assert await store.revoke_tokens("alice") == 2
+    assert (await store.token_generation("alice"), await store.token_generation("bob")) == (2, 0)
+
+
+async def test_token_generation_outlives_the_users_deletion(store: Store) -> None:
+    await store.put_user(user())
+    await store.revoke_tokens("alice")
+    assert await store.delete_user("alice")
+    await store.put_user(user())  # signs in again
+    assert await store.token_generation("alice") == 1
+
+
+async def test_concurrent_revocations_from_two_instances_each_count(backend: Backend) -> None:
+    one, two = await backend.open_store(), await backend.open_store()
+    results = await asyncio.gather(*(s.revoke_tokens("alice") for s in (one, two) for _ in range(5)))
+    assert sorted(results) == list(range(1, 11))
+    assert await two.token_generation("alice") == 10
