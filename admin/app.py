@@ -19,9 +19,8 @@ from starlette.routing import Route
 from admin import certificates, cluster, health, listings, push, trace
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
-from mxproxy.api.app import ServerHeaderMiddleware
+from mxproxy.api.app import edge_middleware
 from mxproxy.api.errors import exception_handlers
-from mxproxy.api.observe import ObserveMiddleware
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
@@ -45,10 +44,8 @@ ROUTES: list[Route] = [
 def create_admin_app(ctx: "ApiContext", *, push: Any | None, bind_host: str | None = None) -> Starlette:
     """``push`` is the ``PushDispatcher`` (None when push is not configured: ``/push`` → 503);
     ``bind_host`` the address the admin listens on (its Host is accepted, admin/browser.py)."""
-    middleware = [Middleware(ServerHeaderMiddleware)]
-    if ctx.metrics is not None:
-        # outside auth, so refused requests are counted too (as route "unmatched")
-        middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="admin"))
+    # outside auth, so refused requests are counted too (as route "unmatched")
+    middleware = edge_middleware(ctx, "admin")
     hosts = AllowedHosts(bind_host, ctx.config.server.admin_hosts)
     middleware.append(Middleware(BrowserGuardMiddleware, hosts=hosts))
     token = ctx.config.server.admin_token

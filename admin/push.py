@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from admin.bodies import read_body
 from admin.listings import context, resolve_login
-from mxproxy.api.bodies import parse_json, read_raw_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import json_response
 
@@ -123,18 +123,6 @@ async def result_json(store: "Store", result: "PushResult") -> dict[str, Any]:
         "attempts": result.attempts,
         "latencyMs": round(result.latency * 1000, 1),
     }
-
-
-async def read_body(request: Request) -> dict[str, Any]:
-    """The request as JSON. ``curl -d '{…}'`` labels a JSON body as a form; the body is nested
-    JSON either way, so a form-labelled body that is a JSON object is read as JSON."""
-    body = await request.body()
-    if body.lstrip().startswith(b"{") and request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"):
-        data = parse_json(body)
-        if isinstance(data, dict):
-            return data
-    return await read_raw_fields(request)
 
 
 async def send_push(request: Request) -> Response:

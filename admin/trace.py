@@ -17,8 +17,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from admin.bodies import read_body
 from admin.listings import context, resolve_login
-from mxproxy.api.bodies import read_raw_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import json_response
 from mxproxy.sessions import NotSignedIn, SessionUnavailable
@@ -43,7 +43,7 @@ def _parse(body: dict[str, Any]) -> tuple[str, float, bool]:
 
 
 async def trace_route(request: Request) -> Response:
-    name, minutes, pseudonymise = _parse(await read_raw_fields(request))
+    name, minutes, pseudonymise = _parse(await read_body(request))
     ctx = context(request)
     login = await resolve_login(request, name) or name
     plan = ctx.sessions.connector.trace_user(login, minutes * 60, pseudonymise)  # MXUnsupported → 501

@@ -105,6 +105,27 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+SIMULATOR_ARGS = ("--users", "2", "--directory", "114", "--call-log", "user0=27", "--call-log", "user1=42")
+
+
+async def start_proxy(sim: SimProcess, tmp: Path, call_log_idle: str | None = None) -> ProxyServer:
+    """The real server with the bench users (static provisioning) against ``sim``."""
+    mx: dict[str, Any] = {"connectTimeout": "2s", "responseTimeout": "5s"}
+    if call_log_idle:
+        mx["callLogIdle"] = call_log_idle
+    config = parse_config({
+        "apps": {CLIENT_ID: CLIENT_SECRET},
+        "server": {"storeKey": "bench-store-key"},
+        "mx": mx,
+        "static": {"mode": "users", "host": f"127.0.0.1:{sim.port}",
+                   "users": {name: {"password": "pw", "mxLogin": login, "mxPassword": mx_pw}
+                             for name, (login, mx_pw) in USERS.items()}},
+    }, base_dir=tmp)
+    server = ProxyServer(config, public=Listen("127.0.0.1", 0), admin_enabled=False, db=str(tmp / "mxproxy.db"))
+    await server.start()
+    return server
+
+
 async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> str:
     r = await client.post("/auth", data={"username": username, "password": password, "grant_type": "password"},
                           auth=(CLIENT_ID, CLIENT_SECRET))
@@ -153,24 +174,12 @@ async def main() -> None:
     others = pin_to_first_cpu()
     print(f"load average before: {load_average()}; server on one CPU, load generator and simulator on "
           f"{sorted(others) or 'the same CPU'}; {runtime.describe(asyncio.get_running_loop(), runtime.http_protocol())}")
-    with SimProcess("--users", "2", "--directory", "114", "--call-log", "user0=27", "--call-log", "user1=42") as sim, \
+    with SimProcess(*SIMULATOR_ARGS) as sim, \
             tempfile.TemporaryDirectory() as tmp:
         if others:
             os.sched_setaffinity(sim.proc.pid, others)
-        mx: dict[str, Any] = {"connectTimeout": "2s", "responseTimeout": "5s"}
-        if args.call_log_idle:
-            mx["callLogIdle"] = args.call_log_idle
-        config = parse_config({
-            "apps": {CLIENT_ID: CLIENT_SECRET},
-            "server": {"storeKey": "bench-store-key"},
-            "mx": mx,
-            "static": {"mode": "users", "host": f"127.0.0.1:{sim.port}",
-                       "users": {name: {"password": "pw", "mxLogin": login, "mxPassword": mx_pw}
-                                 for name, (login, mx_pw) in USERS.items()}},
-        }, base_dir=Path(tmp))
-        server = ProxyServer(config, public=Listen("127.0.0.1", 0), admin_enabled=False,
-                             db=str(Path(tmp) / "mxproxy.db"))
-        await server.start()
+        server = await start_proxy(sim, Path(tmp), args.call_log_idle)
+        config = server.config
         routes = [Route("/bare", bare)]
         baseline: BareServer | None = None
         try:

@@ -56,6 +56,7 @@ from typing import Any
 
 from common import ROOT, raise_nofile
 
+from mxproxy import runtime
 from mxproxy.config import Config, parse_config
 from mxproxy.connectors.registry import create_connector
 from mxproxy.metrics import Metrics
@@ -537,7 +538,8 @@ async def run(args: argparse.Namespace) -> None:
         peer_cpus = ",".join(str(c) for c in cpus[1:])
         print(f"proxy pinned to CPU {cpus[0]}, simulator + local providers to CPU {peer_cpus}")
     print(f"load average before the run: {Path('/proc/loadavg').read_text().split()[0]} "
-          "(other work on these CPUs skews every figure)")
+          "(other work on these CPUs skews every figure); "
+          f"{runtime.describe(asyncio.get_running_loop(), runtime.http_protocol())}")
     total_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mxproxy-bench-push-") as tmp:
         directory = Path(tmp)
@@ -661,7 +663,10 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=2.0)
     parser.add_argument("--profile", action="store_true", help="cProfile the proxy during the iOS-only saturation")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin processes to CPUs")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--asyncio", action="store_true",
+                        help="asyncio's own event loop instead of uvloop (what mxproxy serve falls back to)")
+    args = parser.parse_args()
+    asyncio.run(run(args)) if args.asyncio else runtime.run(run(args))
 
 
 if __name__ == "__main__":

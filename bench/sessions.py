@@ -70,4 +70,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    from mxproxy import runtime
+    runtime.run(main())

@@ -14,7 +14,9 @@ Rules common to both:
   it for the others;
 * ``invalidate()`` drops the value **and** disowns a fetch under way (it may predate the change):
   its callers still get its result, but it is not stored, and the next caller starts a new fetch;
-* a failed fetch is not cached: every caller sharing it gets the error.
+* a failed fetch is not cached: every caller sharing it gets the error;
+* ``get_derived(fetch, derive)`` serves ``derive(value)`` computed once per cached value (the
+  rendered answer of ``GET /contacts``, ``GET /calls``): kept with the value, dropped with it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+D = TypeVar("D")
 K = TypeVar("K", bound=Hashable)
 
 Clock = Callable[[], float]
@@ -46,6 +49,7 @@ class SharedFetch(Generic[T]):
         self._fetched_at = 0.0
         self._inflight: asyncio.Task[T] | None = None
         self._generation = 0
+        self._derived: tuple[Callable[[T], object], object] | None = None  # (derive, its result)
         self.fetches = 0  # how many times the MX was actually asked (metrics, tests, bench)
 
     @property
@@ -65,9 +69,27 @@ class SharedFetch(Generic[T]):
         # shield: one caller going away must not cancel the fetch the others are waiting for
         return self._out(await asyncio.shield(task))
 
+    async def get_derived(self, fetch: Callable[[], Awaitable[T]], derive: Callable[[T], D]) -> D:
+        """``derive`` of the value ``get`` would return, computed once per cached value.
+
+        ``derive`` gets the cached value itself (not a copy) and must not change it; it is keyed
+        by identity, so pass the same function every time. A value that is not cached (a fetch
+        that was invalidated meanwhile, ``ttl <= 0``) is derived for its callers only."""
+        if not self.cached:
+            value = await self.get(fetch)
+            if not self.cached:
+                return derive(value)
+        memo = self._derived
+        if memo is not None and memo[0] is derive:
+            return memo[1]  # type: ignore[no-any-return]
+        derived = derive(self._value)  # type: ignore[arg-type]
+        self._derived = (derive, derived)
+        return derived
+
     def invalidate(self) -> None:
         """Forget the value; a fetch under way is not stored (it may predate the change)."""
         self._value, self._has_value = None, False
+        self._derived = None
         self._generation += 1
         self._inflight = None
 
@@ -80,6 +102,7 @@ class SharedFetch(Generic[T]):
             value = await fetch()
             if generation == self._generation and self.ttl > 0:
                 self._value, self._has_value = value, True
+                self._derived = None
                 self._fetched_at = self._clock()
             return value
         finally:
@@ -112,6 +135,13 @@ class KeyedSharedFetch(Generic[K, T]):
 
     async def get(self, key: K, fetch: Callable[[], Awaitable[T]]) -> T:
         """The value for ``key``, fetched by ``fetch`` on a miss (shared by concurrent callers)."""
+        return await self._entry(key).get(self._counted(fetch))
+
+    async def get_derived(self, key: K, fetch: Callable[[], Awaitable[T]], derive: Callable[[T], D]) -> D:
+        """``SharedFetch.get_derived`` for ``key``."""
+        return await self._entry(key).get_derived(self._counted(fetch), derive)
+
+    def _entry(self, key: K) -> SharedFetch[T]:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = SharedFetch(self.ttl, clock=self._clock, copy=self._copy)
@@ -119,12 +149,14 @@ class KeyedSharedFetch(Generic[K, T]):
                 self._entries.popitem(last=False)  # its callers keep their own reference to the fetch
         else:
             self._entries.move_to_end(key)
+        return entry
 
+    def _counted(self, fetch: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         async def counted() -> T:
             self.fetches += 1
             return await fetch()
 
-        return await entry.get(counted)
+        return counted
 
     def invalidate(self) -> None:
         """Forget every key; fetches under way are not stored."""

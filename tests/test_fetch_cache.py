@@ -150,3 +150,67 @@ async def test_keyed_concurrent_callers_count_one_fetch() -> None:
     source.gate.set()
     assert await asyncio.gather(*waiting) == [[1]] * 4
     assert cache.fetches == source.calls == 1
+
+
+class Derive:
+    """A derivation that counts its calls (what ``get_derived`` must keep to one per value)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, value: list[int]) -> str:
+        self.calls += 1
+        return f"rendered {value}"
+
+
+async def test_a_derived_value_is_computed_once_per_cached_value_and_dropped_with_it() -> None:
+    clock, source, derive = Clock(), Source(), Derive()
+    cache: SharedFetch[list[int]] = SharedFetch(30.0, clock=clock, copy=list)
+    assert [await cache.get_derived(source, derive) for _ in range(3)] == ["rendered [1]"] * 3
+    assert derive.calls == 1 and source.calls == 1
+    assert await cache.get(source) == [1]  # the plain value is still served alongside
+    cache.invalidate()
+    assert await cache.get_derived(source, derive) == "rendered [2]" and derive.calls == 2
+    clock.now += 31  # the TTL drops the derived value with the value
+    assert await cache.get_derived(source, derive) == "rendered [3]" and derive.calls == 3
+
+
+async def test_concurrent_derived_misses_share_one_fetch_and_one_derivation() -> None:
+    source, derive = Source(), Derive()
+    source.gate.clear()
+    cache: SharedFetch[list[int]] = SharedFetch(30.0)
+    waiting = [asyncio.create_task(cache.get_derived(source, derive)) for _ in range(5)]
+    await asyncio.sleep(0)
+    source.gate.set()
+    assert await asyncio.gather(*waiting) == ["rendered [1]"] * 5
+    assert source.calls == 1 and derive.calls == 1
+
+
+async def test_a_value_invalidated_during_its_fetch_is_derived_for_its_callers_only() -> None:
+    source, derive = Source(), Derive()
+    source.gate.clear()
+    cache: SharedFetch[list[int]] = SharedFetch(30.0)
+    early = asyncio.create_task(cache.get_derived(source, derive))
+    await asyncio.sleep(0)
+    cache.invalidate()  # e.g. an address-book change while the MX was answering
+    source.gate.set()
+    assert await early == "rendered [1]"
+    assert await cache.get_derived(source, derive) == "rendered [2]"  # not the stale one
+    zero: SharedFetch[list[int]] = SharedFetch(0.0)
+    assert await zero.get_derived(source, derive) == "rendered [3]"
+    assert await zero.get_derived(source, derive) == "rendered [4]"
+
+
+async def test_keyed_derived_values_are_per_key_and_invalidated_together() -> None:
+    derive = Derive()
+    cache: KeyedSharedFetch[int | None, list[int]] = KeyedSharedFetch(30.0)
+
+    async def fetch_for(key: int | None) -> list[int]:
+        return [key or 0]
+
+    assert await cache.get_derived(None, lambda: fetch_for(None), derive) == "rendered [0]"
+    assert await cache.get_derived(5, lambda: fetch_for(5), derive) == "rendered [5]"
+    assert await cache.get_derived(None, lambda: fetch_for(None), derive) == "rendered [0]"
+    assert derive.calls == 2 and cache.fetches == 2
+    cache.invalidate()
+    assert await cache.get_derived(5, lambda: fetch_for(5), derive) == "rendered [5]" and derive.calls == 3

@@ -52,3 +52,37 @@ def test_every_session_counter_is_exported() -> None:
     counters = set(SessionStats().as_dict()) - {"live_sessions"}
     missing = {c for c in counters if f"mxproxy_mx_session_{c}_total" not in names}
     assert not missing
+
+
+def test_request_metrics_export_what_prometheus_clients_own_counter_and_histogram_would() -> None:
+    """The plain-number HTTP series (mxproxy.metrics.RequestMetrics) against prometheus-client's
+    Counter/Histogram fed the same requests: same sample names, labels and values (bucket edges
+    included: a latency equal to a bound counts in that bound's bucket)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+
+    from mxproxy.metrics import HTTP_BUCKETS
+
+    ours = Metrics()
+    registry = CollectorRegistry()
+    counter = Counter("mxproxy_http_requests", "HTTP requests answered", ["api", "method", "route", "status"],
+                      registry=registry)
+    histogram = Histogram("mxproxy_http_request_seconds", "HTTP request latency", ["api", "route"],
+                          buckets=HTTP_BUCKETS, registry=registry)
+    requests = [("public", "GET", "/auth", "200", 0.0004), ("public", "GET", "/auth", "200", 0.001),
+                ("public", "GET", "/auth", "401", 0.0025), ("admin", "POST", "/users", "201", 12.0),
+                ("public", "GET", "unmatched", "404", 0.3)]
+    for api, method, route, status, seconds in requests:
+        ours.http.series(api, method, route, status).observe(seconds)
+        counter.labels(api, method, route, status).inc()
+        histogram.labels(api, route).observe(seconds)
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples
+                if s.name.startswith("mxproxy_http") and not s.name.endswith("_created")}
+
+    from prometheus_client import generate_latest
+
+    expected = samples(generate_latest(registry).decode())
+    assert samples(ours.exposition().decode()) == expected
+    assert expected[("mxproxy_http_request_seconds_bucket", (("api", "public"), ("le", "0.001"), ("route", "/auth")))] == 2

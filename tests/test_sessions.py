@@ -493,3 +493,34 @@ async def test_zero_ttls_in_the_config_mean_every_request_asks_the_mx(
         assert (alice.directory_cache.fetches, alice.call_log_cache.fetches) == (2, 2)
     finally:
         await manager.stop()
+
+
+async def test_the_live_sessions_gauge_follows_every_change_of_every_user(
+    sim: Simulator, store: Store, make_manager: Factory
+) -> None:
+    """Counted per change (not by a recount over every user, which made resuming n users
+    O(n²)): it equals the number of live logins through resume, drop, reconnect, sign-in of a
+    second user, logout and stop."""
+    host = f"127.0.0.1:{sim.port}"
+    for i in range(MANY):
+        await store.put_user(UserRecord(login=f"user{i}", host=host, mx_login=f"user{i}", password=f"pw{i}"))
+    await store.put_user(UserRecord(login="bob", host=host, mx_login="bob", password="stale"))  # never live
+    manager = make_manager()
+
+    def consistent() -> bool:
+        return manager.stats.live_sessions == len(manager.live_logins())
+
+    await manager.start()
+    assert manager.stats.live_sessions == MANY and consistent()
+    await sim.drop_session("user0")
+    await eventually(lambda: manager.state("user0") == "reconnecting" or manager.stats.reconnects == 1,
+                     "user0 dropped")
+    assert consistent()
+    await eventually(lambda: manager.stats.reconnects == 1 and manager.state("user0") == "live", "reconnected")
+    assert manager.stats.live_sessions == MANY and consistent()
+    await manager.sign_in(account(sim, "alice", "pw-a"))
+    assert manager.stats.live_sessions == MANY + 1 and consistent()
+    assert await manager.logout("user1") is True
+    assert manager.stats.live_sessions == MANY and consistent()
+    await manager.stop()
+    assert manager.stats.live_sessions == 0

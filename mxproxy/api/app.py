@@ -7,10 +7,14 @@ Compression: gzip (when the client accepts it, for answers of at least ``GZIP_MI
 applied per route, only to the routes whose answers can be large (lists, the log, the OpenAPI
 document). The hot small routes (``/auth``, token registration, call control) never pass through
 the gzip wrapper, which costs ~9 µs per request even when it leaves the answer alone — a third of
-what ``GET /auth`` costs (docs/benchmarks.md).
+what ``GET /auth`` costs (docs/benchmarks.md). ``/contacts`` and ``GET /calls`` answer from
+pre-rendered bytes (``mxproxy.api.rendered``), compressed once per cached value by the same rule;
+the other answers of ``/calls`` (call mode, a new call) are small.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,9 +31,10 @@ from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
 from mxproxy.api.idempotency import IdempotencyCache
-from mxproxy.api.observe import ObserveMiddleware
+from mxproxy.api.observe import ObserveMiddleware, with_header
 from mxproxy.api.openapi import openapi_document
 from mxproxy.api.render import json_response
+from mxproxy.api.rendered import GZIP_LEVEL, GZIP_MINIMUM
 
 
 class ServerHeaderMiddleware:
@@ -48,10 +53,7 @@ class ServerHeaderMiddleware:
 
         async def send_with_server(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.get("headers", ())
-                if any(k.lower() == b"server" for k, _ in headers):
-                    headers = [(k, v) for k, v in headers if k.lower() != b"server"]
-                message = {**message, "headers": [*headers, header]}
+                message = with_header(message, header)
             await send(message)
 
         await self.app(scope, receive, send_with_server)
@@ -61,17 +63,14 @@ async def openapi(request: Request) -> Response:
     return json_response(openapi_document())
 
 
-GZIP_MINIMUM = 1024  # bytes; smaller answers are sent as they are
-# zlib's default level: Starlette's 9 costs 2-5x the CPU for 3-10 % smaller JSON (117 contacts)
-GZIP_LEVEL = 6
 GZIP = [Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM, compresslevel=GZIP_LEVEL)]
 
 ROUTES: list[Route] = [
     Route("/auth", auth.auth_route, methods=["POST", "GET", "DELETE"]),
     Route("/auth/logout", auth.sign_out, methods=["DELETE"]),
-    Route("/contacts", directory.contacts, methods=["GET"], middleware=GZIP),
+    Route("/contacts", directory.contacts, methods=["GET"]),  # gzip: RenderedJSON
     Route("/services", directory.services, methods=["GET"], middleware=GZIP),
-    Route("/calls", calls.calls_route, methods=["GET", "PATCH", "POST"], middleware=GZIP),
+    Route("/calls", calls.calls_route, methods=["GET", "PATCH", "POST"]),  # gzip: RenderedJSON
     Route("/calls/{id}", calls.call_route, methods=["GET", "PUT", "POST", "DELETE", "PATCH"], middleware=GZIP),
     Route("/calls/{id}/hold", calls.hold, methods=["PUT"]),
     Route("/calls/{id}/unhold", calls.unhold, methods=["PUT"]),
@@ -89,22 +88,38 @@ ROUTES: list[Route] = [
 ]
 
 
-def create_app(ctx: ApiContext) -> Starlette:
-    middleware = [Middleware(ServerHeaderMiddleware)]
+def edge_middleware(ctx: ApiContext, api: str) -> list[Middleware]:
+    """The one pure-ASGI layer around the public and the admin app: the ``Server`` header, and
+    with metrics on, the request metrics in the same layer (outermost: they count what the client
+    got, error-handler answers too)."""
+    if ctx.metrics is None:
+        return [Middleware(ServerHeaderMiddleware)]
+    return [Middleware(ObserveMiddleware, metrics=ctx.metrics, api=api, server_header=SERVER_NAME)]
+
+
+class ProxyApp(Starlette):
+    """The public app. ``ctx`` is a plain attribute because every request reads it
+    (``mxproxy.api.auth.context``); ``state.ctx`` holds the same object for generic code."""
+
+    def __init__(self, ctx: ApiContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ctx = ctx
+        self.state.ctx = ctx
+
+
+def create_app(ctx: ApiContext) -> ProxyApp:
+    middleware = edge_middleware(ctx, "public")
     if ctx.config.server.trusted_proxies:
         # the client address is the peer's, unless the peer is a configured proxy: then the last
         # X-Forwarded-For entry that is not one of them (uvicorn's own reading of the header)
         middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(ctx.config.server.trusted_proxies)))
-    if ctx.metrics is not None:
-        # outermost but the Server header: counts what the client got, error-handler answers too
-        middleware.append(Middleware(ObserveMiddleware, metrics=ctx.metrics, api="public"))
     if ctx.forwarder is not None:
         middleware.append(Middleware(ForwardingMiddleware, ctx=ctx))
-    app = Starlette(
+    app = ProxyApp(
+        ctx,
         routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
         middleware=middleware,
         exception_handlers=exception_handlers(),
     )
-    app.state.ctx = ctx
     app.state.idempotency = IdempotencyCache(ctx.config.server.idempotency_ttl, ctx.config.server.idempotency_keys)
     return app

@@ -15,7 +15,8 @@ from mxproxy.api.bodies import Field, parse_int_text, read_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.idempotency import idempotent, idempotently
 from mxproxy.api.render import call_log_json, json_response, no_content
-from mxproxy.connectors.base import CallMode, Event
+from mxproxy.api.rendered import RenderedJSON
+from mxproxy.connectors.base import CallLogEntry, CallMode, Event
 from mxproxy.eventjson import event_json
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -84,11 +85,16 @@ def _check_assigned(requested: str, got: str) -> None:
 # --- /calls -------------------------------------------------------------------------------------
 
 
+def render_call_log(entries: list[CallLogEntry]) -> RenderedJSON:
+    return RenderedJSON({"callLog": call_log_json(entries)})
+
+
 async def call_log(request: Request) -> Response:
+    """Rendered once per cached log (per user and ``timestamp``), then served as bytes."""
     session = await current_session(request)
-    since = parse_timestamp(request.query_params.get("timestamp"))
-    entries = await session.call_log(since)
-    return json_response({"callLog": call_log_json(entries)})
+    # no query string (the usual request): nothing to parse
+    since = parse_timestamp(request.query_params.get("timestamp")) if request.scope["query_string"] else None
+    return (await session.call_log_as(since, render_call_log)).response(request)
 
 
 async def set_call_mode(request: Request) -> Response:

@@ -42,6 +42,7 @@ class SessionManager:
         self.options = options or SessionOptions.from_config(config)
         self.stats = SessionStats()
         self._owners: dict[str, Owner] = {}
+        self._live: set[Owner] = set()  # owners with a live MX session (``_update_live``)
         self._needs_reauth: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Listener] = []
@@ -164,6 +165,7 @@ class SessionManager:
             owner = self._owners.get(login)
             if owner is not None and owner.finished:
                 self._owners.pop(login, None)
+                self._update_live(owner)
                 owner = None
             if owner is None:
                 session = await self._establish_and_store(prov)
@@ -171,7 +173,7 @@ class SessionManager:
                 self._owners[login] = owner
                 self._needs_reauth.discard(login)
                 owner.start()
-                self._update_live()
+                self._update_live(owner)
                 return owner.view(session)
 
             if owner.account == prov.account:
@@ -309,8 +311,8 @@ class SessionManager:
             owner = self._owners.pop(login, None)
             if owner is not None:
                 await owner.shutdown(logout=True)
+                self._update_live(owner)
             self._needs_reauth.discard(login)
-            self._update_live()
             existed = await self.store.delete_user(login)  # its lease goes with it
             if self.ownership is not None:
                 self.ownership.held.pop(login, None)
@@ -323,7 +325,7 @@ class SessionManager:
             if owner is None:
                 return False
             await owner.shutdown(logout=True)
-            self._update_live()
+            self._update_live(owner)
             return True
 
     # -- events ------------------------------------------------------------------------------
@@ -355,14 +357,24 @@ class SessionManager:
     def _forget(self, owner: Owner) -> None:
         if self._owners.get(owner.login) is owner:
             del self._owners[owner.login]
-        self._update_live()
+        self._update_live(owner)
 
     def _backoff(self, failures: int) -> float:
         base = min(self.options.reconnect_max, self.options.reconnect_min * (2 ** min(failures, 30)))
         return base * self._random.uniform(1.0 - self.options.jitter, 1.0)
 
-    def _update_live(self) -> None:
-        self.stats.live_sessions = sum(1 for o in self._owners.values() if o.state == LIVE and o.session is not None)
+    def _update_live(self, owner: Owner | None = None) -> None:
+        """Keep ``stats.live_sessions`` true: re-judge ``owner`` alone when only it changed (O(1)),
+        every owner otherwise. A recount on each change made resuming n users cost O(n²): at
+        10 000 users more CPU than the logins themselves (docs/benchmarks.md, issue 14)."""
+        if owner is None:
+            self._live.clear()
+        for o in (owner,) if owner is not None else self._owners.values():
+            if o.state == LIVE and o.session is not None and self._owners.get(o.login) is o:
+                self._live.add(o)
+            else:
+                self._live.discard(o)
+        self.stats.live_sessions = len(self._live)
 
     def _directory_for(self, account: MXAccount, info: LoginInfo) -> DirectoryCache:
         key = (account.address, info.server_id)

@@ -89,6 +89,8 @@ class Owner:
         if session is not None:
             self._first_attempt.set_result(None)
         self.task: asyncio.Task[None] | None = None
+        self._last_view: UserSession | None = None
+        self._last_view_account: MXAccount | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,10 +101,20 @@ class Owner:
         return self.task is not None and self.task.done()
 
     def view(self, session: MXSession | None = None) -> UserSession:
-        """A borrowed view of ``session`` (default: the current one)."""
+        """A borrowed view of ``session`` (default: the current one). The last one is reused
+        while session and account are the same (it holds only references to them and to the
+        owner's caches): every API request asks for one."""
         session = session if session is not None else self.session
         if session is None:
             raise SessionUnavailable(self.retry_after())
+        last = self._last_view
+        if last is not None and last.mx is session and self._last_view_account is self.account:
+            return last
+        self._last_view = self._new_view(session)
+        self._last_view_account = self.account
+        return self._last_view
+
+    def _new_view(self, session: MXSession) -> UserSession:
         info = session.login_info
         return UserSession(
             login=self.login,
@@ -139,6 +151,7 @@ class Owner:
                 ended = await self._consume(session)
                 if self.session is session:  # not replaced by a sign-in with new credentials
                     self.session = None
+                    self.manager._update_live(self)
                     await self._ended(session, ended)
                 else:
                     await quietly(session.close())
@@ -281,7 +294,7 @@ class Owner:
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        self.manager._update_live()
+        self.manager._update_live(self)
 
     async def _consume(self, session: MXSession) -> SessionEnded:
         ext = session.login_info.extension
@@ -364,6 +377,7 @@ class Owner:
         self.closing = True
         self.wake.set()
         session, self.session = self.session, None
+        self.manager._update_live(self)
         if session is not None:
             await quietly(session.logout() if logout else session.close())
         if self.task is not None and not self.task.done():

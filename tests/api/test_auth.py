@@ -171,3 +171,27 @@ async def test_sign_in_over_real_http(api: ApiHarness, live_client: httpx.AsyncC
                                headers={"Authorization": README_BASIC, "Content-Type": FORM_TYPE})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json; charset=utf-8"
+
+
+async def test_get_auth_is_rendered_per_mx_session_and_a_new_session_answers_afresh(
+    api: ApiHarness, token: str
+) -> None:
+    """The answer is kept with the session view; a new MX session (here: after the MX dropped
+    the old one and the user signed in again, with the extension renumbered meanwhile) is
+    described by its own login answer, not by the old bytes."""
+    import asyncio
+
+    first = await api.client.get("/auth", headers=api.bearer(token))
+    assert (await api.client.get("/auth", headers=api.bearer(token))).content == first.content
+    assert first.json()["ext"] == DEMO_EXT
+    login = (await api.ctx.tokens.verify(token)).sub
+    await api.sim.update_directory_entry(DEMO_EXT, "3999")
+    await api.sim.drop_session(login)
+    for _ in range(200):
+        if api.ctx.sessions.state(login) != "live":
+            break
+        await asyncio.sleep(0.02)
+    fresh = await api.sign_in()
+    again = await api.client.get("/auth", headers=api.bearer(fresh))
+    assert again.status_code == 200, again.text
+    assert again.json() == {**first.json(), "ext": "3999"}
