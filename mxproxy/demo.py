@@ -204,7 +204,9 @@ def demo_config_data(fixture: Any, mx_port: int, *, db: str, log_name: str,
         "apps": {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET},
         "logName": log_name,
         "server": {"port": port, "admin": admin, "db": db},
-        "mx": {"connectTimeout": "5s", "responseTimeout": "5s", "reconnectMin": "500ms", "reconnectMax": "5s"},
+        # traceDir: the demo's own folder, so docs/simulator.md's `POST /trace` line works here too
+        "mx": {"connectTimeout": "5s", "responseTimeout": "5s", "reconnectMin": "500ms", "reconnectMax": "5s",
+               "traceDir": "traces"},
         "static": static,
         **(push or {}),
     }

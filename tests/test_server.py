@@ -271,6 +271,14 @@ class ServeProcess:
             await self.proc.wait()
             raise AssertionError(f"mxproxy did not exit:\n{self.stderr}") from None
 
+    async def run_to_exit(self, timeout: float = 60.0) -> int:
+        """Start, wait for the process to end by itself, and return its exit code."""
+        await self.start()
+        try:
+            return await self.wait(timeout)
+        finally:
+            await self.kill()
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
@@ -379,11 +387,7 @@ async def test_flags_override_the_config_and_a_busy_port_fails_with_exit_1(tmp_p
         port = busy.getsockname()[1]
         # the port is checked before the store is opened or any MX is contacted (mx port 9 is unused)
         proc = ServeProcess(_server_config(tmp_path, 9), "--port", f"127.0.0.1:{port}", "--admin", "off")
-        await proc.start()
-        try:
-            assert await proc.wait() == 1
-        finally:
-            await proc.kill()
+        assert await proc.run_to_exit() == 1
         assert f"127.0.0.1:{port}" in proc.stderr
         assert not (tmp_path / "store.db").exists()
     finally:
@@ -400,11 +404,7 @@ async def test_flags_override_the_config_and_a_busy_port_fails_with_exit_1(tmp_p
 )
 async def test_config_errors_exit_2_naming_the_key(tmp_path: Path, admin: str, extra: str, message: str) -> None:
     proc = ServeProcess(_server_config(tmp_path, 9, admin=admin, extra=extra))
-    await proc.start()
-    try:
-        assert await proc.wait() == 2
-    finally:
-        await proc.kill()
+    assert await proc.run_to_exit() == 2
     assert message in proc.stderr
 
 
@@ -418,11 +418,7 @@ async def test_config_errors_exit_2_naming_the_key(tmp_path: Path, admin: str, e
 )
 async def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, extra: str, line: str) -> None:
     proc = ServeProcess(_server_config(tmp_path, 9, extra=extra))
-    await proc.start()
-    try:
-        assert await proc.wait() == 2
-    finally:
-        await proc.kill()
+    assert await proc.run_to_exit() == 2
     [printed] = proc.stderr.strip().splitlines()
     assert printed.startswith(f"mxproxy: config error: {line}")
     assert not (tmp_path / "store.db").exists()
@@ -430,11 +426,7 @@ async def test_config_mistakes_exit_2_with_one_line(tmp_path: Path, extra: str, 
 
 async def test_postgresql_without_a_store_key_exits_2(tmp_path: Path) -> None:
     proc = ServeProcess(_server_config(tmp_path, 9), "--db", "postgresql://mxproxy@127.0.0.1:5432/test")
-    await proc.start()
-    try:
-        assert await proc.wait() == 2
-    finally:
-        await proc.kill()
+    assert await proc.run_to_exit() == 2
     [printed] = proc.stderr.strip().splitlines()
     assert printed.startswith("mxproxy: config error: server.storeKey: required with a PostgreSQL store")
 
@@ -487,11 +479,7 @@ async def test_expected_start_up_failures_are_one_line_without_a_traceback(
     path = tmp_path / "mxproxy.toml"
     path.write_text(config)
     proc = ServeProcess(path)
-    await proc.start()
-    try:
-        assert await proc.wait() == 1
-    finally:
-        await proc.kill()
+    assert await proc.run_to_exit() == 1
     [printed] = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert "ERROR mxproxy.server: startup failed: " in printed and message in printed
     assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
@@ -560,10 +548,6 @@ async def test_a_postgresql_store_on_a_wildcard_bind_needs_an_advertised_url(tmp
     path = tmp_path / "pg.toml"
     path.write_text(config)
     proc = ServeProcess(path)
-    await proc.start()
-    try:
-        assert await proc.wait() == 2
-    finally:
-        await proc.kill()
+    assert await proc.run_to_exit() == 2
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("mxproxy: config error: cluster.advertise: required")

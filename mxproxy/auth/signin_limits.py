@@ -77,11 +77,27 @@ def user_key(username: str) -> str:
     return hashlib.sha256(username.casefold().encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+class SignInMemoryStorage(MemoryStorage):
+    """limits' memory storage whose ``clear`` leaves no race with its expiry task.
+
+    The expiry task (limits 5.8) lists the keys, then awaits each key's lock and reads
+    ``events[key]``; a ``clear`` in between popped the key, and the task died with a KeyError
+    ("Task exception was never retrieved") after every success that cleared a name. Emptying the
+    key's events instead lets the task drop the key itself.
+    """
+
+    async def clear(self, key: str) -> None:
+        self.storage.pop(key, None)
+        self.expirations.pop(key, None)
+        if key in self.events:
+            self.events[key] = []
+
+
 def open_storage(uri: str, prefix: str) -> Storage:
     if uri.startswith(("redis://", "rediss://")):
         return RedisStorage(f"async+{uri}", implementation="redispy", key_prefix=prefix,
                             socket_timeout=2, socket_connect_timeout=2)
-    return MemoryStorage()
+    return SignInMemoryStorage()
 
 
 class SignInLimiter:

@@ -7,6 +7,7 @@ except under ``CI=true``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -16,7 +17,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 import redis
 
-from mxproxy.auth.signin_limits import SignInLimiter, SignInThrottled, client_key, user_key
+from mxproxy.auth.signin_limits import SignInLimiter, SignInThrottled, client_key, open_storage, user_key
 from mxproxy.config import SignInLimitsConfig
 
 REDIS_URL = os.environ.get("MXPROXY_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -143,3 +144,17 @@ def test_client_key_groups_an_ipv6_clients_64(host: str, key: str) -> None:
 def test_user_key_is_case_insensitive_and_bounded() -> None:
     assert user_key("Alice@Example.org") == user_key("alice@example.org")
     assert len(user_key("x" * 60_000)) == 32
+
+
+async def test_a_clear_during_the_memory_storages_expiry_round_does_not_kill_it() -> None:
+    """The expiry round waits for a key's lock; a success clearing that key meanwhile must leave
+    the round able to finish (limits' own clear made it die with a KeyError)."""
+    storage = open_storage("memory://", "")
+    assert await storage.acquire_entry("k", 5, 60)  # schedules the storage's expiry round
+    round_ = storage.timer
+    assert round_ is not None and not round_.done()
+    async with storage.locks["k"]:
+        await asyncio.sleep(0)  # the round now waits for the key's lock
+        await storage.clear("k")
+    await round_  # raises if the round died
+    assert await storage.acquire_entry("k", 5, 60)  # the cleared key counts afresh
