@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from mxproxy.config import DEFAULT_PROVISIONING, ConfigError, load_config, parse_config
+from tests.api.readme_examples import README_CONFIG
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -14,21 +15,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_readme_example_config_loads_with_original_meaning(tmp_path: Path) -> None:
-    cfg = load_config(
-        write(
-            tmp_path,
-            """
-[apps]
-client1 = "client-secret"
-[voip]
-apnTTL = "3m50s"
-[voip.apn]
-"certificate.p12" = "password"
-[voip.fcm]
-"app" = "AAAA0bHpCVQ:APA9...p7Yge"
-""",
-        )
-    )
+    cfg = load_config(write(tmp_path, README_CONFIG))
     assert cfg.provisioning == DEFAULT_PROVISIONING
     assert cfg.apps == {"client1": "client-secret"}
     assert cfg.voip.apn_ttl == 230

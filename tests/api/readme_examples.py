@@ -518,3 +518,14 @@ README_VOICEMAILS = [
         "duration": 7
     }
 ]
+
+# The README's example config file ("Пример конфигурационного файла"), verbatim.
+README_CONFIG = '''[apps]
+client1 = "client-secret"
+[voip]
+apnTTL = "3m50s"
+[voip.apn]
+"certificate.p12" = "password"
+[voip.fcm]
+"app" = "AAAA0bHpCVQ:APA9...p7Yge"
+'''

@@ -13,18 +13,8 @@ import pytest
 from mxproxy.config import load_config
 from mxproxy.upgrade.differences import original_differences
 from mxproxy.server import ProxyServer, admin_listen, apply_overrides, parse_listen
+from tests.api.readme_examples import README_CONFIG as README_EXAMPLE
 from tests.upgrade.conftest import FIXTURES, fixture_db
-
-# Copied verbatim from the README ("Пример конфигурационного файла").
-README_EXAMPLE = '''[apps]
-client1 = "client-secret"
-[voip]
-apnTTL = "3m50s"
-[voip.apn]
-"certificate.p12" = "password"
-[voip.fcm]
-"app" = "AAAA0bHpCVQ:APA9...p7Yge"
-'''
 
 
 def readme_folder(folder: Path) -> Path:
