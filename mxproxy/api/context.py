@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mxproxy.api.events import StreamHub
     from mxproxy.api.forwarding import Forwarder
     from mxproxy.auth.azure import AzureADValidator
     from mxproxy.auth.signin_limits import SignInLimiter
@@ -30,3 +31,5 @@ class ApiContext:
     metrics: Metrics | None = None  # None in tests that build an app without a server
     signin_limits: SignInLimiter | None = None  # None: [signin] enabled = false
     forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there
+    events: Any = None  # the EventBus (mxproxy.events.bus): the events of the users this instance owns
+    streams: StreamHub | None = None  # [sse] enabled: the open GET /events streams (create_app makes it)

@@ -265,7 +265,46 @@ for _name in BODIES:
     SCHEMAS[_name + "Form"] = _body_schema(_name, form=True)
 
 
-def openapi_document() -> dict[str, Any]:
+# --- GET /events ([sse] enabled) -----------------------------------------------------------------
+
+_EVENT_ID_DOC = ("an event id (the `id:` of an event, or the `lastId` of `event: end`): the stream starts "
+                 "with exactly the events after it still in the history (`event: gap` first when the "
+                 "history no longer reaches back that far)")
+
+
+def _events_operation() -> dict[str, Any]:
+    from mxproxy.events.filters import TypeFilter
+
+    types = {"name": "types", "in": "query", "required": False,
+             "description": "only these event types: a comma-separated list of names and `prefix.*` "
+                            "wildcards (e.g. `call.*,voicemail.new`); absent: every type; an unknown "
+                            "name answers 400",
+             "schema": {"type": "string", "pattern": TypeFilter.PATTERN}}
+    since = {"name": "since", "in": "query", "required": False, "description": _EVENT_ID_DOC,
+             "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}}
+    last_event_id = {"name": "Last-Event-ID", "in": "header", "required": False,
+                     "description": "what an `EventSource` sends when it reconnects; wins over `since`. "
+                                    + _EVENT_ID_DOC,
+                     "schema": {"type": "string", "pattern": "^[0-9]{0,19}$"}}
+    op = _op("The user's events, live (Server-Sent Events)", errors=("400", "429"),
+             params=[types, since, last_event_id],
+             description="`text/event-stream`: each event as `id:` (increasing per user), `event:` (its type) "
+                         "and `data:` (its JSON, docs/events.md); `: heartbeat` comments after `[sse] heartbeat` "
+                         "without a write; `event: gap` when a replay cannot reach back to the id given; the "
+                         "stream ends with `event: end` and `data: {\"reason\": …, \"lastId\": …}` (reasons: "
+                         "`signed out`, `token expired`, `overflow`, `moved`, `shutdown`, `max duration`). "
+                         "At most `[sse] maxPerUser` streams per user and `maxStreams` per server (else 429).")
+    op["responses"]["200"] = {
+        "description": "the stream (until `event: end`, or the client closes it)",
+        "headers": {"Cache-Control": {"required": True, "schema": {"const": "no-store"}}},
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    op["responses"]["429"] = {"$ref": "#/components/responses/StreamsLimited"}
+    return {"get": op}
+
+
+def openapi_document(*, sse: bool = False) -> dict[str, Any]:
+    """``sse``: ``[sse] enabled`` (``GET /events`` exists only then)."""
     paths: dict[str, Any] = {
         "/auth": {
             "post": {
@@ -370,6 +409,8 @@ def openapi_document() -> dict[str, Any]:
         "content": {"audio/wave": {}, "*/*": {}},
     }
     paths["/debug/log"]["get"]["responses"]["200"] = {"description": "log text", "content": {"text/plain": {}}}
+    if sse:
+        paths["/events"] = _events_operation()
     for op in (paths["/auth"]["delete"], paths["/auth/logout"]["delete"]):
         op["description"] = "A missing or invalid token answers 403 (not 401), as the original."
     return {
@@ -393,6 +434,12 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Throttled": {
                     "description": "too many sign-in attempts from this client or for this name",
+                    "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
+                "StreamsLimited": {
+                    "description": "too many open event streams for this user (`[sse] maxPerUser`) or on this "
+                                   "server (`maxStreams`)",
                     "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
                     "content": {"application/json": {"schema": _ref("Error")}},
                 },
