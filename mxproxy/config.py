@@ -380,6 +380,16 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """``[events]``: the normalised per-user event stream (docs/events.md). Off by default; the
+    ``[sse]`` and ``[webhooks]`` features switch it on for themselves (``EventBus.require``)."""
+
+    enabled: bool = False
+    history_size: int = 200  # events kept per user for replay (Last-Event-ID)
+    history_age: float = 600.0  # seconds an event stays replayable
+
+
+@dataclass(frozen=True)
 class SSEConfig:
     """``[sse]``: the live event stream ``GET /events`` (mxproxy/api/events.py); off by default."""
 
@@ -422,6 +432,7 @@ class Config:
     source: Path | None = None  # the config file, when loaded from one
     signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     sse: SSEConfig = field(default_factory=SSEConfig)
 
     def resolve_path(self, path: str) -> Path:
@@ -626,6 +637,21 @@ def _cluster(s: _Section) -> ClusterConfig:
     return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)
 
 
+#: Upper bound of ``[events] historySize``: per user, so memory is this x users x ~1 KiB.
+MAX_EVENT_HISTORY = 10_000
+
+
+def _events(s: _Section) -> EventsConfig:
+    size = s.integer("historySize", EventsConfig.history_size, minimum=0)
+    if size > MAX_EVENT_HISTORY:
+        raise ConfigError(f"{s.key('historySize')}: at most {MAX_EVENT_HISTORY} (events kept per user)")
+    return EventsConfig(
+        enabled=s.boolean("enabled", EventsConfig.enabled),
+        history_size=size,
+        history_age=s.duration("historyAge", "10m"),
+    )
+
+
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data; relative paths resolve against ``base_dir``.
 
@@ -701,6 +727,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     push_cfg = _push(root.table("push"))
     signin_cfg = _signin(root.table("signin"))
     cluster_cfg = _cluster(root.table("cluster"))
+    events_cfg = _events(root.table("events"))
     sse_cfg = _sse(root.table("sse"))
 
     log_s = root.table("log")
@@ -724,6 +751,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         log=log_cfg,
         signin=signin_cfg,
         cluster=cluster_cfg,
+        events=events_cfg,
         sse=sse_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)

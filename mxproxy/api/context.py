@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mxproxy.api.events import StreamHub
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mxproxy.auth.signin_limits import SignInLimiter
     from mxproxy.auth.tokens import TokenService
     from mxproxy.config import Config
+    from mxproxy.events.bus import EventBus
     from mxproxy.metrics import Metrics
     from mxproxy.provisioning import Provisioner
     from mxproxy.push.topics import PushTopics
@@ -31,5 +32,5 @@ class ApiContext:
     metrics: Metrics | None = None  # None in tests that build an app without a server
     signin_limits: SignInLimiter | None = None  # None: [signin] enabled = false
     forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there
-    events: Any = None  # the EventBus (mxproxy.events.bus): the events of the users this instance owns
+    events: EventBus | None = None  # the normalised event stream (ProxyServer.events)
     streams: StreamHub | None = None  # [sse] enabled: the open GET /events streams (create_app makes it)
