@@ -109,15 +109,14 @@ class ProxyApp(Starlette):
 
 def optional_routes(ctx: ApiContext) -> list[Route]:
     """Routes that exist only when configured: ``GET /events`` with ``[sse] enabled`` (else that
-    path answers 404 as any unknown path). Makes the stream registry on first use and lets it hear
-    of sign-outs (``TokenService.revoke``)."""
+    path answers 404 as any unknown path). Makes the stream registry on first use."""
     if not ctx.config.sse.enabled:
         return []
     if ctx.events is None:
         raise RuntimeError("[sse] enabled needs the event bus (ApiContext.events)")
     if ctx.streams is None:
         ctx.streams = events.StreamHub(ctx.config.sse)
-        ctx.tokens.revoke_listeners.append(ctx.streams.revoked)
+    ctx.events.require("sse")  # the bus keeps listening (and its history) with no stream open
     return [Route(events.PATH, events.event_stream, methods=["GET"])]
 
 

@@ -5,16 +5,20 @@ queue: the MX session's event handling never waits for a reader. The stream's co
 what is queued (all of it in one write), a ``: heartbeat`` after ``[sse] heartbeat`` without
 one, and ends with ``event: end`` + a reason:
 
-* ``signed out`` — DELETE /auth or the admin's sign-out here (at once), or the token's
-  revocation seen by the periodic token check (another instance's sign-out);
-* ``token expired`` — at the token's ``exp``;
+* ``signed-out`` — DELETE /auth, the admin's sign-out or drop (the bus closes the user's
+  subscriptions), or the token's revocation seen by the periodic token check (a sign-out the
+  owner heard of only through the store);
+* ``needs-reauth`` — the MX refused the stored password: the user must sign in again;
+* ``token-expired`` — at the token's ``exp`` (``token-invalid``: it stopped verifying otherwise);
 * ``overflow`` — the reader fell ``[sse] queueSize`` events behind (queued ones are dropped);
-* ``moved`` (or what the bus says) — the user's events moved to another instance (cluster);
-* ``shutdown`` — this instance is stopping; ``max duration`` — ``[sse] maxDuration`` passed.
+* ``moved`` — the user's events moved to another instance (cluster): reconnect, the API
+  forwards there;
+* ``shutdown`` — this instance is stopping; ``max-duration`` — ``[sse] maxDuration`` passed.
 
 Each ``end`` carries ``lastId``, the id to resume from: reconnecting with ``Last-Event-ID`` (or
 ``?since=``) replays from the bus history exactly the events after it; when the history no longer
-reaches back that far, an ``event: gap`` says so before what it still holds.
+reaches back that far, ``event: gap`` says so (nothing is replayed then: the client resynchronises
+from the REST API, e.g. ``GET /calls``, and the stream goes on live).
 
 Errors before the stream starts are JSON ``{"error": …}`` (401/503 as every route, 400 for bad
 parameters, 429 beyond ``[sse] maxPerUser`` / ``maxStreams``). In a cluster the stream is served by
@@ -40,6 +44,8 @@ from mxproxy.api.forwarding import signed_out
 from mxproxy.api.sse import (HEARTBEAT, MEDIA_TYPE, STREAM_HEADERS, SSEResponse, control_frame, end_frame,
                              event_frame, retry_frame)
 from mxproxy.auth.errors import InvalidToken
+from mxproxy.events import bus as bus_reasons
+from mxproxy.events.model import EVENT_TYPES
 from mxproxy.sessions.errors import NotSignedIn
 from mxproxy.store.base import StoreError
 
@@ -52,22 +58,22 @@ log = logging.getLogger("mxproxy.sse")
 
 PATH = "/events"
 MAX_ID = 2**63 - 1
-_ID_TEXT = re.compile(r"[0-9]{1,19}")
 LIMITED_RETRY_AFTER = 5  # seconds: a stream of the user (or of anyone) has to end first
 
-SIGNED_OUT = "signed out"
-TOKEN_EXPIRED = "token expired"
-TOKEN_INVALID = "token invalid"
+#: End reasons (``event: end`` data); the bus's own close reasons pass through as they are.
+SIGNED_OUT = bus_reasons.SIGNED_OUT  # "signed-out"
+MOVED = bus_reasons.MOVED  # "moved"
+SHUTDOWN = bus_reasons.SHUTDOWN  # "shutdown"
+TOKEN_EXPIRED = "token-expired"
+TOKEN_INVALID = "token-invalid"
 OVERFLOW = "overflow"
-MOVED = "moved"
-SHUTDOWN = "shutdown"
-MAX_DURATION = "max duration"
+MAX_DURATION = "max-duration"
 
 
 class StreamHub:
-    """Every open stream of this instance: the limits, and ending a user's (sign-out) or all
-    (shutdown). Forwarded streams (``hop``) count against ``maxStreams`` too: they hold a
-    connection here and one to the owner."""
+    """Every open stream of this instance: the limits, and ending them all (shutdown).
+    Forwarded streams (``hop``) count against ``maxStreams`` too: they hold a connection here and
+    one to the owner."""
 
     def __init__(self, config: "SSEConfig") -> None:
         self.config = config
@@ -136,10 +142,6 @@ class StreamHub:
         for stream in streams:
             stream.finish(reason)
         return len(streams)
-
-    def revoked(self, login: str) -> None:
-        """``TokenService.revoke_listeners``: the user signed out here."""
-        self.end_user(login, SIGNED_OUT)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until every stream served here has written its end and closed."""
@@ -273,26 +275,34 @@ def resume_point(request: Request) -> int | None:
     """``Last-Event-ID`` (what an ``EventSource`` sends when it reconnects) wins over ``?since=``
     (the first connection's choice, still in the URL it reconnects to); 400 for anything but an
     id. An empty header is no header (``EventSource`` never sends one; some clients do)."""
+    since = [_event_id(value, "since") for value in request.query_params.getlist("since")]  # all checked
     header = request.headers.get("last-event-id")
     if header is not None and header.strip():
         return _event_id(header.strip(), "Last-Event-ID")
-    since = request.query_params.get("since")
-    if since is not None:
-        return _event_id(since, "since")
-    return None
+    return since[-1] if since else None
 
 
 def _event_id(text: str, name: str) -> int:
-    if not _ID_TEXT.fullmatch(text) or int(text) > MAX_ID:
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
         raise ApiError(400, f"bad {name}: expected an event id (digits)")
     return int(text)
+
+
+def types_pattern() -> str:
+    """The regex of what ``TypeFilter.parse`` accepts (``types`` in /openapi.json): comma-separated
+    names, ``group.*``, ``*``, each optional and padded with white space."""
+    groups = sorted({t.split(".", 1)[0] for t in EVENT_TYPES})
+    names = [re.escape(t) for t in EVENT_TYPES] + [re.escape(g) + r"\.\*" for g in groups] + [r"\*"]
+    item = r"\s*(" + "|".join(names) + r")?\s*"
+    return f"^{item}(,{item})*$"
 
 
 def type_filter(request: Request) -> Callable[[str], bool]:
     from mxproxy.events.filters import TypeFilter
 
+    values = request.query_params.getlist("types")  # given more than once: all of them
     try:
-        return TypeFilter.parse(request.query_params.get("types"))
+        return TypeFilter.parse(",".join(values) if values else None)
     except ValueError as exc:
         raise ApiError(400, str(exc) or "bad types") from None
 
@@ -332,7 +342,7 @@ async def event_stream(request: Request) -> Response:
     stream = EventStream(hub, login, accept, config.queue_size)
     # subscribing and reading the history in one step (no await between): no event falls between
     # the replay and the live part, and none is in both
-    stream.subscription = bus.subscribe(login, stream.deliver)
+    stream.subscription = bus.subscribe(login, stream.deliver, stream.finish)
     try:
         opening = _opening(bus, login, stream, after, config.retry)
     except BaseException:
@@ -352,9 +362,9 @@ def _opening(bus: Any, login: str, stream: EventStream, after: int | None, retry
     newest = bus.last_id(login)
     if after is not None:
         replay = bus.history(login, after)
-        if replay is None:  # older than the history holds: say so, then send what it holds
+        if replay is None:  # older than the history holds (or from before this owner ran the user)
             parts.append(control_frame("gap", {"after": after}))
-            replay = bus.history(login, 0) or []
+            replay = []
         for event in replay:
             if accept(event.type):
                 parts.append(event_frame(event.id, event.type, event.json_bytes()))
@@ -368,4 +378,4 @@ def _opening(bus: Any, login: str, stream: EventStream, after: int | None, retry
     return b"".join(parts)
 
 
-__all__ = ["EventStream", "PATH", "StreamHub", "event_stream", "resume_point"]
+__all__ = ["EventStream", "PATH", "StreamHub", "event_stream", "resume_point", "types_pattern"]

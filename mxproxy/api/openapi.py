@@ -273,34 +273,62 @@ _EVENT_ID_DOC = ("an event id (the `id:` of an event, or the `lastId` of `event:
 
 
 def _events_operation() -> dict[str, Any]:
-    from mxproxy.events.filters import TypeFilter
+    from mxproxy.api.events import types_pattern
 
     types = {"name": "types", "in": "query", "required": False,
              "description": "only these event types: a comma-separated list of names and `prefix.*` "
                             "wildcards (e.g. `call.*,voicemail.new`); absent: every type; an unknown "
                             "name answers 400",
-             "schema": {"type": "string", "pattern": TypeFilter.PATTERN}}
+             "schema": {"type": "string", "pattern": types_pattern()}}
     since = {"name": "since", "in": "query", "required": False, "description": _EVENT_ID_DOC,
              "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}}
     last_event_id = {"name": "Last-Event-ID", "in": "header", "required": False,
                      "description": "what an `EventSource` sends when it reconnects; wins over `since`. "
                                     + _EVENT_ID_DOC,
-                     "schema": {"type": "string", "pattern": "^[0-9]{0,19}$"}}
+                     "schema": {"type": "string", "pattern": f"^(0*({_at_most(str(INT64_MAX))}))?$"}}
     op = _op("The user's events, live (Server-Sent Events)", errors=("400", "429"),
              params=[types, since, last_event_id],
              description="`text/event-stream`: each event as `id:` (increasing per user), `event:` (its type) "
                          "and `data:` (its JSON, docs/events.md); `: heartbeat` comments after `[sse] heartbeat` "
                          "without a write; `event: gap` when a replay cannot reach back to the id given; the "
                          "stream ends with `event: end` and `data: {\"reason\": …, \"lastId\": …}` (reasons: "
-                         "`signed out`, `token expired`, `overflow`, `moved`, `shutdown`, `max duration`). "
+                         "`signed-out`, `needs-reauth`, `token-expired`, `overflow`, `moved`, `shutdown`, "
+                         "`max-duration`). "
                          "At most `[sse] maxPerUser` streams per user and `maxStreams` per server (else 429).")
     op["responses"]["200"] = {
         "description": "the stream (until `event: end`, or the client closes it)",
         "headers": {"Cache-Control": {"required": True, "schema": {"const": "no-store"}}},
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": _ref("StreamEvent")}},
     }
     op["responses"]["429"] = {"$ref": "#/components/responses/StreamsLimited"}
     return {"get": op}
+
+
+def _add_events(doc: dict[str, Any]) -> None:
+    """``GET /events`` and what only it refers to (``[sse] enabled``)."""
+    from mxproxy.events.model import EVENT_TYPES
+
+    doc["paths"]["/events"] = _events_operation()
+    components = doc["components"]
+    # one frame as an SSE parser sees it (OpenAPI 3.1: the media type's schema describes each event)
+    components["schemas"] = {**components["schemas"], "StreamEvent": {
+        "type": "object", "required": ["event", "data"],
+        "description": "an event (`event` = its type, `data` = its JSON, docs/events.md), `gap` "
+                       "(`{\"after\": id}`: events after that id may be missing) or `end` "
+                       "(`{\"reason\": …, \"lastId\": id or null}`: resume after `lastId`)",
+        "properties": {
+            "event": {"enum": [*EVENT_TYPES, "gap", "end"]},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }}
+    components["responses"]["StreamsLimited"] = {
+        "description": "too many open event streams for this user (`[sse] maxPerUser`) or on this server "
+                       "(`maxStreams`)",
+        "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
 
 
 def openapi_document(*, sse: bool = False) -> dict[str, Any]:
@@ -409,11 +437,9 @@ def openapi_document(*, sse: bool = False) -> dict[str, Any]:
         "content": {"audio/wave": {}, "*/*": {}},
     }
     paths["/debug/log"]["get"]["responses"]["200"] = {"description": "log text", "content": {"text/plain": {}}}
-    if sse:
-        paths["/events"] = _events_operation()
     for op in (paths["/auth"]["delete"], paths["/auth/logout"]["delete"]):
         op["description"] = "A missing or invalid token answers 403 (not 401), as the original."
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "mxproxy public API (MX Proxy 2.3 compatible)", "version": __version__},
         "paths": paths,
@@ -437,12 +463,6 @@ def openapi_document(*, sse: bool = False) -> dict[str, Any]:
                     "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
                     "content": {"application/json": {"schema": _ref("Error")}},
                 },
-                "StreamsLimited": {
-                    "description": "too many open event streams for this user (`[sse] maxPerUser`) or on this "
-                                   "server (`maxStreams`)",
-                    "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
-                    "content": {"application/json": {"schema": _ref("Error")}},
-                },
                 "Unavailable": {
                     "description": "MX connection being re-established (with Retry-After), store or keys unavailable",
                     "headers": {"Retry-After": {"required": False, "schema": {"type": "string",
@@ -457,3 +477,6 @@ def openapi_document(*, sse: bool = False) -> dict[str, Any]:
             },
         },
     }
+    if sse:
+        _add_events(doc)
+    return doc

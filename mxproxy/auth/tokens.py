@@ -32,7 +32,7 @@ import math
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jwt as pyjwt
 from jwt.exceptions import InvalidSignatureError, PyJWTError
@@ -102,9 +102,6 @@ class TokenService:
         self._by_subject: dict[str, set[str]] = {}
         self._generations: dict[str, tuple[int, float]] = {}  # sub → (generation, read at)
         self._store_warned = False
-        #: ``listener(sub)`` after each ``revoke`` here (``GET /events`` ends that user's streams at
-        #: once; revocations on other instances are seen by the streams' periodic token checks)
-        self.revoke_listeners: list[Callable[[str], None]] = []
 
     # -- issuing ------------------------------------------------------------------------------
     async def issue(self, sub: str) -> IssuedToken:
@@ -169,11 +166,6 @@ class TokenService:
             gen = await store.revoke_tokens(sub)
         self._generations[sub] = (gen, self.clock())
         self.forget_subject(sub)
-        for listener in tuple(self.revoke_listeners):
-            try:
-                listener(sub)
-            except Exception:  # noqa: BLE001 - a listener must not undo a sign-out
-                log.exception("token revocation listener failed for %s", sub)
         return gen
 
     async def _current_generation(self, sub: str) -> int:
