@@ -152,7 +152,7 @@ class Forwarder:
         the client reconnects with Last-Event-ID and reaches the user's next owner). ``release``
         runs once the relay is over."""
         try:
-            response = await self.forward(request, base_url, client=self.stream_client(sse))
+            response = await self.forward(request, base_url, pool=self.stream_client(sse))
         except BaseException:
             release()
             raise
@@ -171,10 +171,10 @@ class Forwarder:
         return response
 
     async def forward(self, request: Request, base_url: str, body: bytes | None = None, *,
-                      client: httpx.AsyncClient | None = None) -> Response:
+                      pool: httpx.AsyncClient | None = None) -> Response:
         """The peer's answer to ``request`` as a streaming response (503 + Retry-After when the
-        peer cannot be reached: it is being replaced)."""
-        client = client or self.client
+        peer cannot be reached: it is being replaced). ``pool``: another connection pool."""
+        pool = pool or self.client
         started = time.perf_counter()
         target = _target(request.scope)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
@@ -184,9 +184,9 @@ class Forwarder:
         headers.append((PEER_HEADER, self.auth.sign(request.method, target)))
         headers.append((HOP_HEADER, "1"))
         content: Any = body if body is not None else _stream(request)
-        outgoing = client.build_request(request.method, base_url + target, headers=headers, content=content)
+        outgoing = pool.build_request(request.method, base_url + target, headers=headers, content=content)
         try:
-            answer = await client.send(outgoing, stream=True)
+            answer = await pool.send(outgoing, stream=True)
         except httpx.HTTPError as exc:
             self.failures += 1
             self._observe("unreachable", started)
