@@ -418,7 +418,10 @@ class ProxyServer:
             metrics=self.metrics, signin_limits=self.signin_limits, forwarder=self.forwarder,
             events=self.events,
         )
-        await self._public.start(create_app(self.context))
+        public_app = create_app(self.context)
+        if self.context.streams is not None:  # [sse] enabled
+            self.metrics.watch_streams(self.context.streams)
+        await self._public.start(public_app)
         if self._admin is not None:
             admin_app = self._admin_app()
             if admin_app is None:

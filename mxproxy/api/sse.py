@@ -30,6 +30,7 @@ log = logging.getLogger("mxproxy.sse")
 
 MEDIA_TYPE = "text/event-stream"
 HEARTBEAT = b": heartbeat\n\n"
+WRITE_TIMEOUT = "write-timeout"  # the close reason of a stream whose reader took no write in time
 STREAM_HEADERS = {
     "Cache-Control": "no-store",
     "X-Accel-Buffering": "no",  # nginx: pass each write on at once
@@ -63,10 +64,11 @@ def at_frame_boundary(tail: bytes) -> bool:
 
 class SSEResponse(StreamingResponse):
     """``StreamingResponse`` for ``text/event-stream`` with a bounded write time (see the module);
-    ``on_close`` runs once the response is over, however it ended (even before the first write)."""
+    ``on_close(reason)`` runs once the response is over, however it ended (even before the first
+    write): ``"write-timeout"`` when the reader took no write in time, else ``"closed"``."""
 
     def __init__(self, frames: AsyncIterator[bytes], *, write_timeout: float,
-                 on_close: Callable[[], None] | None = None, headers: dict[str, str] | None = None) -> None:
+                 on_close: Callable[[str], None] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(frames, media_type=MEDIA_TYPE, headers={**STREAM_HEADERS, **(headers or {})})
         self.write_timeout = write_timeout
         self.on_close = on_close
@@ -76,7 +78,7 @@ class SSEResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             if self.on_close is not None:
-                self.on_close()
+                self.on_close("closed")
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
@@ -90,6 +92,8 @@ class SSEResponse(StreamingResponse):
             # returning without completing the response makes the server close the connection
             # (uvicorn logs that line too); nothing more can be written to this reader anyway
             log.warning("sse: a reader took no write for %.0fs; its stream is cut", timeout)
+            if self.on_close is not None:
+                self.on_close(WRITE_TIMEOUT)
             aclose = getattr(frames, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -301,7 +301,7 @@ async def test_with_sse_on_the_document_lists_events(live: tuple[ApiHarness, htt
     assert api.ctx.events.attached  # the bus listens (and keeps history) even with no stream open
 
 
-async def test_shutdown_of_the_server_ends_open_streams(tmp_path: Path, start_simulator: Any) -> None:
+async def test_shutdown_of_the_server_ends_open_streams_and_metrics_count_them(tmp_path: Path, start_simulator: Any) -> None:
     from mxproxy.config import load_config
     from mxproxy.server import ProxyServer
     from tests.admin.test_serve import APP_PASSWORD, CLIENT, write_config
@@ -319,6 +319,8 @@ async def test_shutdown_of_the_server_ends_open_streams(tmp_path: Path, start_si
             token = r.json()["access_token"]
             async with open_stream(client, "/events", token) as reader:
                 await opened(reader)
+                metrics = server.metrics.exposition().decode()
+                assert "mxproxy_sse_streams 1.0" in metrics and "mxproxy_sse_streams_opened_total 1.0" in metrics
                 stopping = asyncio.create_task(server.stop())
                 end = await reader.next_event()
                 assert (end.event, end.json["reason"]) == ("end", "shutdown")
@@ -326,3 +328,37 @@ async def test_shutdown_of_the_server_ends_open_streams(tmp_path: Path, start_si
                 await stopping
     finally:
         await server.stop()
+
+
+async def test_a_reader_that_stops_reading_is_cut_after_the_write_timeout(tmp_path: Path) -> None:
+    """Its queue never overflows (queueSize is large), but the writer blocks on a full socket:
+    after writeTimeout the connection is closed and the stream's resources are freed."""
+    import socket
+
+    async with live_api(tmp_path, sse={"queueSize": 1_000_000, "writeTimeout": "1s", "heartbeat": "1h"}) as (api,
+                                                                                                           client):
+        token = await api.sign_in()
+        streams = api.ctx.streams
+        assert streams is not None
+        host, port = str(client.base_url.host), int(client.base_url.port or 0)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, (host, port))
+        await loop.sock_sendall(sock, f"GET /events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\r\n"
+                                .encode())
+        head = await asyncio.wait_for(loop.sock_recv(sock, 200), 10)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        await eventually(lambda: streams.served == 1, "the stream is open")
+        bus = api.ctx.events
+        n = 0
+        while streams.served and n < 400_000:  # ~70 MB at most; the socket and transport hold far less
+            for _ in range(500):
+                bus.voicemail_read(ME, f"mail-{n}")
+                n += 1
+            await asyncio.sleep(0.005)
+        await eventually(lambda: streams.served == 0, "the stream was cut", limit=30)
+        assert streams.ended["write-timeout"] == 1
+        assert (await client.get("/auth", headers=api.bearer(token))).status_code == 200
+        sock.close()
