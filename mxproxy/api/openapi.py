@@ -373,17 +373,20 @@ def _add_events(doc: dict[str, Any]) -> None:
     doc["paths"]["/events"] = _events_operation()
     components = doc["components"]
     # one frame as an SSE parser sees it (OpenAPI 3.1: the media type's schema describes each event)
+    json_text = {"type": "string", "contentMediaType": "application/json"}
+    frame = {"id": {"type": "string", "pattern": "^[0-9]+$"}, "retry": {"type": "integer", "minimum": 0}}
     components["schemas"] = {**components["schemas"], "StreamEvent": {
-        "type": "object", "required": ["event", "data"],
-        "description": "an event (`event` = its type, `data` = its JSON, docs/events.md), `gap` "
-                       "(`{\"after\": id}`: events after that id may be missing) or `end` "
-                       "(`{\"reason\": …, \"lastId\": id or null}`: resume after `lastId`)",
-        "properties": {
-            "event": {"enum": [*EVENT_TYPES, "gap", "end"]},
-            "data": {"type": "string", "contentMediaType": "application/json"},
-            "id": {"type": "string", "pattern": "^[0-9]+$"},
-            "retry": {"type": "integer", "minimum": 0},
-        },
+        "description": "One frame as an SSE parser sees it (OpenAPI 3.1: the media type's schema describes "
+                       "each event): an event (`event` = its type, `data` = its JSON), `gap` (events after "
+                       "`after` may be missing) or `end` (resume after `lastId`; null: after the last id seen)",
+        "oneOf": [
+            _obj(required=("event", "data"), event={"enum": list(EVENT_TYPES)},
+                 data={**json_text, "contentSchema": _ref("Event")}, **frame),
+            _obj(required=("event", "data"), event={"const": "gap"}, data={**json_text, "contentSchema": _obj(
+                required=("after",), after={"type": "integer", "minimum": 0})}, **frame),
+            _obj(required=("event", "data"), event={"const": "end"}, data={**json_text, "contentSchema": _obj(
+                required=("reason", "lastId"), reason=_S, lastId={"type": ["integer", "null"]})}, **frame),
+        ],
     }}
     components["responses"]["StreamsLimited"] = {
         "description": "too many open event streams for this user (`[sse] maxPerUser`) or on this server "
