@@ -132,8 +132,8 @@ class Forwarder:
     def stream_client(self, sse: "SSEConfig") -> httpx.AsyncClient:
         """The pool of relayed event streams (``GET /events``), apart from the request pool: each
         open stream holds a connection for as long as it lives, and must not take them from the
-        short requests. No time limit but a read one: the owner writes at least a heartbeat per
-        ``[sse] heartbeat``, so three missed ones mean the owner is gone."""
+        short requests. No time limit but a read one: the owner is never silent for more than two
+        ``[sse] heartbeat`` periods, so three mean the owner is gone."""
         if self._streams is None:
             self._streams = httpx.AsyncClient(
                 timeout=httpx.Timeout(None, connect=self.connect_timeout, read=3 * sse.heartbeat + 1.0,

@@ -88,3 +88,26 @@ async def test_when_the_owner_dies_mid_stream_the_relay_ends_it_and_the_next_own
             frames = await reader.until("call.ended")
             assert [f.event for f in frames] == ["call.ringing", "call.answered", "call.ended"]
             assert all(int(f.id or 0) > int(ringing.id or 0) for f in frames)  # ids go on increasing
+
+
+async def test_an_instance_relaying_a_stream_ends_it_when_it_stops(cluster: Any) -> None:
+    """SIGTERM of the relaying instance: its relay writes ``end`` (the owner's stream goes on
+    being the user's); the process exits without waiting out the open stream."""
+    rig, login, owner, other = await two_instances(cluster)
+    token = rig.tokens[login]
+    async with httpx.AsyncClient(base_url=other.url, trust_env=False) as client:
+        async with open_stream(client, "/events", token, params={"types": "call.*"}) as reader:
+            await reader.next()
+            await reader.until_heartbeat()
+            assert other.proc is not None
+            other.proc.send_signal(15)
+            end = await reader.next_event()
+            assert (end.event, end.json) == ("end", {"reason": "moved", "lastId": None})  # the relay's own
+            assert await reader.at_end()
+    assert await rig.stop(other.name) == 0
+    # the owner still serves the user's events
+    async with httpx.AsyncClient(base_url=owner.url, trust_env=False) as client:
+        async with open_stream(client, "/events", token, params={"types": "call.*"}) as reader:
+            await reader.next()
+            await ring(rig, login)
+            assert (await reader.next_event()).event == "call.ringing"
