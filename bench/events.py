@@ -119,20 +119,60 @@ async def _serve(config_path: str) -> None:
     loop = asyncio.get_running_loop()
     worst = [0.0]
 
+    beat = [time.monotonic()]
+
+    worst_cpu = [0.0]  # the loop thread's CPU time during the worst stall: ~0 = the OS did not run us
+
     async def ticker() -> None:
         while True:
-            before = loop.time()
+            before, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(0.005)
-            worst[0] = max(worst[0], loop.time() - before - 0.005)
+            stall = loop.time() - before - 0.005
+            if stall > worst[0]:
+                worst[0], worst_cpu[0] = stall, time.thread_time() - cpu
+            beat[0] = time.monotonic()
 
+    if os.environ.get("BENCH_STALL_TRACE"):  # where a stall over 100 ms spends its time (stderr)
+        import threading
+        import traceback
+
+        main = threading.get_ident()
+
+        def watch() -> None:
+            while True:
+                time.sleep(0.05)
+                if time.monotonic() - beat[0] > 0.1:
+                    frame = sys._current_frames().get(main)
+                    if frame is not None:
+                        print("STALL\n" + "".join(traceback.format_stack(frame)[-12:]), file=sys.stderr, flush=True)
+                    time.sleep(0.2)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    import gc
+
+    collections: list[tuple[int, float]] = []  # (generation, seconds) of each collection
+    started: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            collections.append((info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(on_gc)
     tick = asyncio.create_task(ticker())
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         cmd = json.loads(line)
-        if cmd["op"] == "stall":  # the worst stall since the last ask
-            print(json.dumps({"stall": worst[0], "streams": server.context.streams.served}), flush=True)
-            worst[0] = 0.0
+        if cmd["op"] == "stall":  # the worst stall since the last ask, and the garbage collections
+            gen2 = [s for g, s in collections if g == 2]
+            print(json.dumps({"stall": worst[0], "stallCpu": worst_cpu[0], "streams": server.context.streams.served,
+                              "collections": len(collections), "gen2": len(gen2), "gen2Max": max(gen2, default=0.0),
+                              "gcMax": max((s for _, s in collections), default=0.0)}), flush=True)
+            worst[0] = worst_cpu[0] = 0.0
+            collections.clear()
     tick.cancel()
     await server.stop()
 
@@ -185,7 +225,7 @@ class Child:
 
 
 def write_config(directory: Path, sim_port: int, users: list[dict[str, str]], per_user: int,
-                 max_streams: int) -> Path:
+                 max_streams: int, heartbeat: str) -> Path:
     tables = "\n".join(f'[static.users."{u["login"]}"]\npassword = "app-{u["login"]}"\nmxPassword = "pw"\n'
                        for u in users)
     path = directory / "bench.toml"
@@ -204,6 +244,7 @@ enabled = false
 enabled = true
 maxPerUser = {per_user}
 maxStreams = {max_streams}
+heartbeat = "{heartbeat}"
 [static]
 host = "127.0.0.1:{sim_port}"
 {tables}
@@ -284,7 +325,8 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
         peer = Child("--peer", str(args.users), cpus=other_cpus)
         users = peer.hello["users"]
-        config = write_config(Path(tmp), peer.hello["port"], users, args.per_user, total_streams + 100)
+        config = write_config(Path(tmp), peer.hello["port"], users, args.per_user, total_streams + 100,
+                              args.heartbeat)
         proxy = Child("--serve", str(config), cpus=proxy_cpus)
         streams = Streams()
         try:
@@ -310,7 +352,8 @@ async def main(args: argparse.Namespace) -> None:
             result = await peer.ask(op="calls", rate=args.rate, count=count, exts=[u["ext"] for u in users])
             await asyncio.sleep(1.0)
             cpu = proxy.cpu() - cpu0
-            stall = (await proxy.ask(op="stall"))["stall"]
+            stalled = await proxy.ask(op="stall")
+            stall = stalled["stall"]
         finally:
             for task in streams.tasks:
                 task.cancel()
@@ -340,8 +383,11 @@ async def main(args: argparse.Namespace) -> None:
               f"n={len(values)}")
     print(f"RSS per open stream: {rss_per:.1f} KiB (proxy {before / 2**20:.0f} → {after / 2**20:.0f} MiB; "
           f"target < {TARGETS['rssKiB']:.0f} KiB: {rss_per / TARGETS['rssKiB']:.2f}x)")
-    print(f"longest event-loop stall during the calls: {stall * 1000:.1f} ms (target none over "
-          f"{TARGETS['stallMs']:.0f} ms: {stall * 1000 / TARGETS['stallMs']:.2f}x)")
+    print(f"longest event-loop stall during the calls: {stall * 1000:.1f} ms, {stalled['stallCpu'] * 1000:.1f} ms "
+          f"of it on the CPU (target none over "
+          f"{TARGETS['stallMs']:.0f} ms: {stall * 1000 / TARGETS['stallMs']:.2f}x); garbage collections "
+          f"{stalled['collections']}, longest {stalled['gcMax'] * 1000:.1f} ms, full ones {stalled['gen2']} "
+          f"(longest {stalled['gen2Max'] * 1000:.1f} ms)")
     print(f"proxy CPU: {cpu:.2f} s for {count} calls: {cpu / count * 1e3:.2f} ms per call, "
           f"{cpu / max(1, len(streams.arrivals)) * 1e6:.0f} µs per SSE frame (MX events, bus, SSE all included)")
 
@@ -352,6 +398,7 @@ if __name__ == "__main__":
     parser.add_argument("--per-user", type=int, default=1, help="streams per user (at most [sse] maxPerUser)")
     parser.add_argument("--rate", type=float, default=200.0, help="calls per second (3 events each)")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--heartbeat", default="15s", help="[sse] heartbeat of the proxy")
     parser.add_argument("--peer", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -360,6 +407,17 @@ if __name__ == "__main__":
     if args.peer is not None:
         runtime.run(_peer(args.peer))
     elif args.serve:
-        runtime.run(_serve(args.serve))
+        if os.environ.get("BENCH_ASYNCIO_DEBUG"):  # asyncio's loop, logging each callback over 50 ms
+            import logging
+
+            logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+            async def debugged() -> None:
+                asyncio.get_running_loop().slow_callback_duration = 0.05
+                await _serve(args.serve)
+
+            asyncio.run(debugged(), debug=True)
+        else:
+            runtime.run(_serve(args.serve))
     else:
         asyncio.run(main(args))
