@@ -522,9 +522,7 @@ class ProxyServer:
         streams = self.context.streams if self.context is not None else None
         if streams is None:
             return
-        from mxproxy.api.events import SHUTDOWN
-
-        streams.end_all(SHUTDOWN)
+        streams.stop()
         if self.forwarder is not None:
             await self.forwarder.close_streams()
         await streams.drain(STREAMS_END_SECONDS)

@@ -59,6 +59,7 @@ log = logging.getLogger("mxproxy.sse")
 PATH = "/events"
 MAX_ID = 2**63 - 1
 LIMITED_RETRY_AFTER = 5  # seconds: a stream of the user (or of anyone) has to end first
+STOPPING_RETRY_AFTER = 5  # as SessionManager.sign_in while the server stops
 
 #: End reasons (``event: end`` data); the bus's own close reasons pass through as they are.
 SIGNED_OUT = bus_reasons.SIGNED_OUT  # "signed-out"
@@ -82,12 +83,15 @@ class StreamHub:
         self.hops = 0
         self.opened = 0
         self.ended: Counter[str] = Counter()  # end reasons, "closed" when the client went away
+        self.stopping = False  # the server is stopping: no new streams
 
     @property
     def open(self) -> int:
         return self.served + self.hops
 
     def _admit_total(self) -> None:
+        if self.stopping:
+            raise ApiError(503, "server is stopping", {"Retry-After": str(STOPPING_RETRY_AFTER)})
         if self.open >= self.config.max_streams:
             raise ApiError(429, "too many open event streams on this server; retry later",
                            {"Retry-After": str(LIMITED_RETRY_AFTER)})
@@ -142,6 +146,11 @@ class StreamHub:
         for stream in streams:
             stream.finish(reason)
         return len(streams)
+
+    def stop(self) -> int:
+        """Server shutdown: end every stream (``shutdown``) and open no new one (503)."""
+        self.stopping = True
+        return self.end_all(SHUTDOWN)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until every stream served here has written its end and closed."""

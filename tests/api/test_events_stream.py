@@ -325,6 +325,8 @@ async def test_shutdown_of_the_server_ends_open_streams_and_metrics_count_them(t
                 end = await reader.next_event()
                 assert (end.event, end.json["reason"]) == ("end", "shutdown")
                 assert await reader.at_end()
+                again = await client.get("/events", headers={"Authorization": f"Bearer {token}"})
+                assert again.status_code == 503 and again.headers["retry-after"].isdigit()  # a quick reconnect
                 await stopping
     finally:
         await server.stop()
