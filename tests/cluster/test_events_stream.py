@@ -15,10 +15,11 @@ from tests.cluster.test_cluster import TAKEOVER, owner_of, ring
 SSE = '[sse]\nenabled = true\nheartbeat = "1s"\n'
 
 
-async def two_instances(cluster: Any) -> tuple[ClusterRig, str, Instance, Instance]:
-    """Instances a and b, one user signed in; returns (rig, login, its owner, the other)."""
+async def two_instances(cluster: Any, sse: str = "") -> tuple[ClusterRig, str, Instance, Instance]:
+    """Instances a and b, one user signed in; returns (rig, login, its owner, the other).
+    ``sse``: more ``[sse]`` keys."""
     rig: ClusterRig = await cluster(users=2)
-    rig.extra_config = SSE
+    rig.extra_config = SSE + sse
     await rig.start_all("a", "b")
     login = rig.users[0].login
     await rig.sign_in(login, rig.instances["a"])
@@ -111,3 +112,31 @@ async def test_an_instance_relaying_a_stream_ends_it_when_it_stops(cluster: Any)
             await reader.next()
             await ring(rig, login)
             assert (await reader.next_event()).event == "call.ringing"
+
+
+async def test_relayed_streams_count_against_the_relaying_instances_stream_limit(cluster: Any) -> None:
+    """``maxStreams`` bounds what an instance holds, relayed streams included (each holds a client
+    connection here and one to the owner): beyond it the relaying instance refuses by itself."""
+    rig, login, owner, other = await two_instances(cluster, "maxStreams = 1\nmaxPerUser = 1\n")
+    token = rig.tokens[login]
+
+    async def forwarded() -> float:
+        text = (await rig.client.get(f"{other.admin}/metrics")).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("mxproxy_cluster_forwarded_requests_total"))
+
+    async with httpx.AsyncClient(base_url=other.url, trust_env=False) as client:
+        async with open_stream(client, "/events", token) as reader:
+            await reader.next()
+            assert "mxproxy_sse_relayed_streams 1.0" in (await rig.client.get(f"{other.admin}/metrics")).text
+            before = await forwarded()
+            r = await client.get("/events", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 429 and "on this server" in r.json()["error"] and r.headers["retry-after"]
+            assert await forwarded() == before  # refused here, not by the owner
+        # the relay released its slot with the stream
+        async def released() -> bool:
+            return "mxproxy_sse_relayed_streams 0.0" in (await rig.client.get(f"{other.admin}/metrics")).text
+
+        await wait_for(released, "the relay's slot is free again")
+        async with open_stream(client, "/events", token) as reader:
+            await reader.next()
