@@ -257,8 +257,9 @@ class EventBus:
             self._publish(state, user, raw)
 
     def _publish(self, state: _UserState, user: str, raw: Raw) -> Event:
-        kind, data, at = raw
-        event = Event(id=self.ids.next(user), type=kind, user=user, time=at, data=data)
+        kind, data, at, key = raw
+        event_id = self.ids.next(user)
+        event = Event(id=event_id, type=kind, user=user, time=at, data=data, key=key or f"{kind}:{user}:{event_id}")
         history = state.history
         if self.history_size > 0:
             if len(history) == history.maxlen:

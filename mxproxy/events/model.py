@@ -30,13 +30,17 @@ def rfc3339(seconds: float) -> str:
 class Event:
     """``id`` increases per user (``mxproxy.events.ids``); ``user`` is the store's user key
     (``users.login``); ``time`` is when the MX event arrived (Unix s); ``data`` is the
-    type-specific object (docs/events.md). Treat ``data`` as read-only: every receiver shares it."""
+    type-specific object (docs/events.md). Treat ``data`` as read-only: every receiver shares it.
+    ``key`` is not part of the JSON."""
 
     id: int
     type: str
     user: str
     time: float
     data: Mapping[str, Any]
+    #: the real transition this event reports, named the same by every instance that saw it (a
+    #: handover overlap: ids differ there); for presence and contacts changes it is unique per event
+    key: str = ""
     _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def envelope(self) -> dict[str, Any]:

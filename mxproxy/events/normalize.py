@@ -39,8 +39,9 @@ from mxproxy.eventjson import delivered_concerns
 from mxproxy.events.model import rfc3339
 from mxproxy.push.policy import call_uuid
 
-#: (type, data, time) of one normalised event, before the bus numbers it.
-Raw = tuple[str, dict[str, Any], float]
+#: (type, data, time, key) of one normalised event, before the bus numbers it. ``key`` names the
+#: real transition the same way on any instance that saw it ("": the bus makes one from the id).
+Raw = tuple[str, dict[str, Any], float, str]
 
 INCOMING = "incoming"
 OUTGOING = "outgoing"
@@ -75,6 +76,13 @@ class CallState:
     answered: float | None = None
     transferred: bool = False
     seen: float = 0.0  # monotonic time of the last event
+    counts: dict[str, int] = field(default_factory=dict)  # events of each type so far
+
+    def raw(self, kind: str, data: dict[str, Any], at: float) -> Raw:
+        """One event of this call; its key is the call's UUID, the type and its ordinal (the
+        second hold of a call is ``call.held:<uuid>:2``)."""
+        n = self.counts[kind] = self.counts.get(kind, 0) + 1
+        return (kind, data, at, f"{kind}:{self.uuid}:{n}")
 
     def data(self) -> dict[str, Any]:
         return {
@@ -165,7 +173,7 @@ class UserNormalizer:
             cause=event.cause,
             **extra,
         )
-        return [("call.ended", data, end)]
+        return [call.raw("call.ended", data, end)]
 
     def _delivered(self, event: Delivered, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -176,7 +184,7 @@ class UserNormalizer:
                 call = self._new_call(event, INCOMING, "ringing", ext, event.calling_device)
                 call.remote_name = event.calling_display_name
                 call.local_name = event.alerting_display_name if event.alerting_device == ext else ""
-                return [("call.ringing", call.data(), event.received_at)]
+                return [call.raw("call.ringing", call.data(), event.received_at)]
             if call.direction == INCOMING and not call.remote_name:
                 call.remote_name = event.calling_display_name
             return []
@@ -187,7 +195,7 @@ class UserNormalizer:
                 return []
             call = self._new_call(event, OUTGOING, "dialing", ext, far)
             call.remote_name = event.alerting_display_name
-            return [("call.dialing", call.data(), event.received_at)]
+            return [call.raw("call.dialing", call.data(), event.received_at)]
         if call.direction == OUTGOING and call.state == "dialing":
             call.remote_number = far or call.remote_number
             call.remote_name = event.alerting_display_name or call.remote_name
@@ -197,7 +205,7 @@ class UserNormalizer:
         if self._call(event.call_id) is not None or self._known_ended(event.call_id):
             return []
         call = self._new_call(event, OUTGOING, "dialing", ext, event.called_device)
-        return [("call.dialing", call.data(), event.received_at)]
+        return [call.raw("call.dialing", call.data(), event.received_at)]
 
     def _established(self, event: Established, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -214,7 +222,7 @@ class UserNormalizer:
                 call.remote_name = event.calling_display_name
                 call.local_name = event.answering_display_name if event.answering_device == ext else ""
             call.answered = event.received_at
-            return [("call.answered", call.data(), event.received_at)]
+            return [call.raw("call.answered", call.data(), event.received_at)]
         if call.state not in ("ringing", "dialing"):
             return []  # already answered: a repeat
         if call.direction == INCOMING and event.answering_device and event.answering_device != ext:
@@ -227,7 +235,7 @@ class UserNormalizer:
         else:
             call.local_name = event.answering_display_name or call.local_name
             call.remote_name = call.remote_name or event.calling_display_name
-        return [("call.answered", call.data(), event.received_at)]
+        return [call.raw("call.answered", call.data(), event.received_at)]
 
     def _held(self, event: Held, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -236,7 +244,7 @@ class UserNormalizer:
         call.state = "held"
         data = call.data()
         data["by"] = _side(event.holding_device, ext)
-        return [("call.held", data, event.received_at)]
+        return [call.raw("call.held", data, event.received_at)]
 
     def _retrieved(self, event: Retrieved, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -245,7 +253,7 @@ class UserNormalizer:
         call.state = "active"
         data = call.data()
         data["by"] = _side(event.retrieving_device, ext)
-        return [("call.resumed", data, event.received_at)]
+        return [call.raw("call.resumed", data, event.received_at)]
 
     def _transferred(self, event: Transferred, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -254,7 +262,7 @@ class UserNormalizer:
         call.transferred = True
         data = call.data()
         data.update(by=_side(event.transferring_device, ext), transferredTo=event.transferred_to_device)
-        return [("call.transferred", data, event.received_at)]
+        return [call.raw("call.transferred", data, event.received_at)]
 
     def _cleared(self, event: ConnectionCleared, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -265,7 +273,7 @@ class UserNormalizer:
             call.transferred = True
             data = call.data()
             data.update(by=_side(event.releasing_device, ext), transferredTo="")
-            out.append(("call.transferred", data, event.received_at))
+            out.append(call.raw("call.transferred", data, event.received_at))
         reason = "transferred" if call.transferred else "hangup"
         out += self._end(call, event, reason, ext, endedBy=_side(event.releasing_device, ext))
         return out
@@ -292,7 +300,7 @@ class UserNormalizer:
             if known is True:
                 return []
             self._remember_mail(key, True)
-            return [("voicemail.read", _mail_read(event.mail_id, event.media_type), event.received_at)]
+            return [self._mail_raw("voicemail.read", _mail_read(event.mail_id, event.media_type), event.received_at)]
         if known is not None:
             return []  # a repeat of a mail already announced
         self._remember_mail(key, False)
@@ -302,7 +310,7 @@ class UserNormalizer:
             "received": rfc3339(event.received) if event.received else None, "duration": event.duration,
             "urgent": event.urgent, "private": event.private, "note": event.note,
         }
-        return [("voicemail.new", data, event.received_at)]
+        return [self._mail_raw("voicemail.new", data, event.received_at)]
 
     def mail_read(self, mail_id: str, media_type: str, at: float) -> list[Raw]:
         """The user marked a mail read through the proxy (the MX sends no event for that)."""
@@ -310,7 +318,10 @@ class UserNormalizer:
         if self.mails.get(key) is True:
             return []
         self._remember_mail(key, True)
-        return [("voicemail.read", _mail_read(mail_id, media_type), at)]
+        return [self._mail_raw("voicemail.read", _mail_read(mail_id, media_type), at)]
+
+    def _mail_raw(self, kind: str, data: dict[str, Any], at: float) -> Raw:
+        return (kind, data, at, f"{kind}:{self.login}:{data['mediaType']}:{data['mailId']}")
 
     def _remember_mail(self, key: tuple[str, str], read: bool) -> None:
         self.mails[key] = read
@@ -330,7 +341,7 @@ class UserNormalizer:
             self.presence.popitem(last=False)
         data = {"userId": jid, "self": own, "status": event.status,
                 "mxStatus": [f for f in event.mx_status.split("|") if f], "note": event.note}
-        return [("presence.changed", data, event.received_at)]
+        return [("presence.changed", data, event.received_at, "")]
 
     def _address_book(self, event: AddressBookChanged, ext: str, user_id: int) -> list[Raw]:
         now = self.clock()
@@ -339,7 +350,7 @@ class UserNormalizer:
             return []
         self.last_contact = (identity, now)
         data = {"change": event.kind, "userId": event.user_id, "contact": _contact(event.contact)}
-        return [("contacts.changed", data, event.received_at)]
+        return [("contacts.changed", data, event.received_at, "")]
 
 
 def _mail_read(mail_id: str, media_type: str) -> dict[str, Any]:
