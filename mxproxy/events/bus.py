@@ -290,6 +290,11 @@ class EventBus:
         self.ids.forget(user)
 
     def describe(self) -> dict[str, Any]:
-        """For metrics and the admin: what the bus holds."""
+        """For the admin: what the bus holds."""
         return {"attached": self._attached, "users": len(self._users), "subscriptions": self.subscribers(),
                 "published": self.published, "sinkErrors": self.sink_errors}
+
+    def stats(self) -> dict[str, float]:
+        """For ``/metrics`` (``Metrics.watch_events``)."""
+        return {"users": len(self._users), "subscriptions": self.subscribers(), "published": self.published,
+                "sink_errors": self.sink_errors}

@@ -62,6 +62,10 @@ async def test_the_bus_listens_to_mx_events_only_when_enabled(tmp_path: Path, st
             assert bus.history("dmitrys", seen[0].id - 1) == seen
         else:
             assert bus.published == 0 and not seen
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{server.admin_url}/metrics")).text
+        published = next(line for line in metrics.splitlines() if line.startswith("mxproxy_events_published_total"))
+        assert float(published.split()[-1]) == bus.published
     finally:
         await server.stop()
     assert not bus.attached
