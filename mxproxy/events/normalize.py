@@ -52,9 +52,11 @@ MAX_CALLS = 100
 CALL_TTL = 2 * 3600.0
 #: Ended call ids remembered, so a late duplicate of their last events creates nothing.
 ENDED_MEMORY = 256
-#: Mail ids and presence entries remembered per user.
-MAIL_MEMORY = 1000
-PRESENCE_MEMORY = 2000
+#: Mail ids and presence entries (the user's own and the users the MX reports to them) remembered
+#: per user, to tell a repeat from a change; beyond, the oldest is forgotten (its next repeat is
+#: one extra event). Per user, so this bounds memory at thousands of users.
+MAIL_MEMORY = 500
+PRESENCE_MEMORY = 200
 #: The same address-book change again within this many seconds is a duplicate.
 CONTACT_REPEAT = 5.0
 #: ConnectionCleared causes that mean the call was handed on (not hung up).
