@@ -50,8 +50,10 @@ OUTGOING = "outgoing"
 MAX_CALLS = 100
 #: A call with no event for this long is forgotten (its end was never reported).
 CALL_TTL = 2 * 3600.0
-#: Ended call ids remembered, so a late duplicate of their last events creates nothing.
+#: Ended call ids remembered (at most this many, for this many seconds), so a late duplicate of
+#: their last events creates nothing while a call id the MX uses again later is a new call.
 ENDED_MEMORY = 256
+ENDED_WINDOW = 60.0
 #: Mail ids and presence entries (the user's own and the users the MX reports to them) remembered
 #: per user, to tell a repeat from a change; beyond, the oldest is forgotten (its next repeat is
 #: one extra event). Per user, so this bounds memory at thousands of users.
@@ -81,10 +83,11 @@ class CallState:
     counts: dict[str, int] = field(default_factory=dict)  # events of each type so far
 
     def raw(self, kind: str, data: dict[str, Any], at: float) -> Raw:
-        """One event of this call; its key is the call's UUID, the type and its ordinal (the
-        second hold of a call is ``call.held:<uuid>:2``)."""
+        """One event of this call; its key is the type, the call's UUID, the MX's global call id
+        (a call id the MX uses again later is another call) and the ordinal of the type within
+        the call (the second hold is ``call.held:<uuid>:<global id>:2``)."""
         n = self.counts[kind] = self.counts.get(kind, 0) + 1
-        return (kind, data, at, f"{kind}:{self.uuid}:{n}")
+        return (kind, data, at, f"{kind}:{self.uuid}:{self.global_call_id}:{n}")
 
     def data(self) -> dict[str, Any]:
         return {
@@ -120,7 +123,7 @@ class UserNormalizer:
     login: str
     clock: Callable[[], float] = time.monotonic
     calls: OrderedDict[int, CallState] = field(default_factory=OrderedDict)
-    ended: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    ended: OrderedDict[int, float] = field(default_factory=OrderedDict)  # call id -> when it ended
     mails: OrderedDict[tuple[str, str], bool] = field(default_factory=OrderedDict)  # (media, id) -> read
     presence: OrderedDict[int, tuple[str, str, str]] = field(default_factory=OrderedDict)
     last_contact: tuple[Any, float] | None = None
@@ -142,6 +145,7 @@ class UserNormalizer:
                 del self.calls[call_id]
                 return None
             call.seen = now
+            self.calls.move_to_end(call_id)  # least recently seen first, for _new_call's bound
         return call
 
     def _new_call(self, event: Any, direction: str, state: str, local: str, remote: str) -> CallState:
@@ -158,11 +162,13 @@ class UserNormalizer:
         return call
 
     def _known_ended(self, call_id: int) -> bool:
-        return call_id in self.ended
+        ended = self.ended.get(call_id)
+        return ended is not None and self.clock() - ended < ENDED_WINDOW
 
     def _end(self, call: CallState, event: Any, reason: str, ext: str, **extra: Any) -> list[Raw]:
         self.calls.pop(call.call_id, None)
-        self.ended[call.call_id] = None
+        self.ended.pop(call.call_id, None)
+        self.ended[call.call_id] = self.clock()
         while len(self.ended) > ENDED_MEMORY:
             self.ended.popitem(last=False)
         end = event.received_at

@@ -26,9 +26,9 @@ from mxproxy.events.normalize import CALL_TTL, UserNormalizer
 from mxproxy.push.policy import call_uuid
 
 EXT, JID, CALLER = "201", 1001, "5550100"
-RING = Delivered(call_id=7, device_id=EXT, calling_device=CALLER, calling_display_name="Peter Hyde",
+RING = Delivered(call_id=7, device_id=EXT, global_call_id="G7", calling_device=CALLER, calling_display_name="Peter Hyde",
                  called_device=EXT, alerting_device=EXT, alerting_display_name="Alice", local_connection_info="alerting")
-ANSWER = Established(call_id=7, device_id=EXT, answering_device=EXT, calling_device=CALLER, called_device=EXT)
+ANSWER = Established(call_id=7, device_id=EXT, global_call_id="G7", answering_device=EXT, calling_device=CALLER, called_device=EXT)
 HOLD = Held(call_id=7, device_id=EXT, holding_device=EXT)
 RESUME = Retrieved(call_id=7, device_id=EXT, retrieving_device=EXT)
 HANGUP = ConnectionCleared(call_id=7, device_id=EXT, releasing_device=CALLER, cause="normal")
@@ -130,8 +130,21 @@ def test_keys_name_each_transition_the_same_on_two_instances_and_count_repeats_o
     here, there = run(events), run(events, UserNormalizer("alice"))
     uuid = call_uuid("alice", 7)
     assert [key for _, _, key in here] == [key for _, _, key in there] == [
-        f"call.ringing:{uuid}:1", f"call.answered:{uuid}:1", f"call.held:{uuid}:1", f"call.resumed:{uuid}:1",
-        f"call.held:{uuid}:2", f"call.ended:{uuid}:1"]
+        f"call.ringing:{uuid}:G7:1", f"call.answered:{uuid}:G7:1", f"call.held:{uuid}:G7:1",
+        f"call.resumed:{uuid}:G7:1", f"call.held:{uuid}:G7:2", f"call.ended:{uuid}:G7:1"]
+
+
+def test_a_call_id_the_mx_uses_again_later_is_a_new_call_with_other_keys() -> None:
+    clock = Clock()
+    normalizer = UserNormalizer("alice", clock=clock)
+    first = run([RING, HANGUP, RING], normalizer)  # the repeat at once: a late duplicate
+    clock.now += 120
+    again = Delivered(call_id=7, device_id=EXT, global_call_id="G8", calling_device="5550177", called_device=EXT,
+                      alerting_device=EXT)
+    second = run([again], normalizer)
+    assert [k for k, _, _ in first] == ["call.ringing", "call.ended"]
+    assert [k for k, _, _ in second] == ["call.ringing"] and second[0][1]["remoteNumber"] == "5550177"
+    assert second[0][2] != first[0][2]
 
 
 def test_a_call_whose_end_never_came_is_forgotten_after_the_ttl() -> None:
