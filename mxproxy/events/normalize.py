@@ -78,9 +78,15 @@ class CallState:
     global_call_id: str = ""
     started: float = 0.0
     answered: float | None = None
+    started_text: str = ""  # rfc3339 of ``started``/``answered``, formatted once
+    answered_text: str | None = None
     transferred: bool = False
     seen: float = 0.0  # monotonic time of the last event
     counts: dict[str, int] = field(default_factory=dict)  # events of each type so far
+
+    def answer(self, at: float) -> None:
+        self.answered = at
+        self.answered_text = rfc3339(at)
 
     def raw(self, kind: str, data: dict[str, Any], at: float) -> Raw:
         """One event of this call; its key is the type, the call's UUID, the MX's global call id
@@ -99,8 +105,8 @@ class CallState:
             "localName": self.local_name,
             "remoteNumber": self.remote_number,
             "remoteName": self.remote_name,
-            "startTime": rfc3339(self.started),
-            "answerTime": rfc3339(self.answered) if self.answered is not None else None,
+            "startTime": self.started_text,
+            "answerTime": self.answered_text,
         }
 
 
@@ -157,7 +163,8 @@ class UserNormalizer:
             self.calls.popitem(last=False)
         call = CallState(call_id=event.call_id, uuid=call_uuid(self.login, event.call_id), direction=direction,
                          state=state, local_number=local, remote_number=remote,
-                         global_call_id=event.global_call_id, started=event.received_at, seen=now)
+                         global_call_id=event.global_call_id, started=event.received_at,
+                         started_text=rfc3339(event.received_at), seen=now)
         self.calls[event.call_id] = call
         return call
 
@@ -229,7 +236,7 @@ class UserNormalizer:
                 call = self._new_call(event, INCOMING, "active", ext, event.calling_device)
                 call.remote_name = event.calling_display_name
                 call.local_name = event.answering_display_name if event.answering_device == ext else ""
-            call.answered = event.received_at
+            call.answer(event.received_at)
             return [call.raw("call.answered", call.data(), event.received_at)]
         if call.state not in ("ringing", "dialing"):
             return []  # already answered: a repeat
@@ -237,7 +244,7 @@ class UserNormalizer:
             # picked up by another device (a colleague, a hunt group): over for this user
             return self._end(call, event, "answered-elsewhere", ext, answeredBy=event.answering_device)
         call.state = "active"
-        call.answered = event.received_at
+        call.answer(event.received_at)
         if call.direction == OUTGOING:
             call.remote_name = event.answering_display_name or call.remote_name
         else:
