@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
+    from mxproxy.api.events import StreamHub
     from mxproxy.events.bus import EventBus
     from mxproxy.sessions import SessionManager
     from mxproxy.sessions.ownership import Ownership
@@ -101,6 +102,10 @@ class Metrics:
     def watch_events(self, bus: "EventBus") -> None:
         """Export the event bus's counters (``bus.stats()``) at scrape time."""
         self.registry.register(EventStatsCollector(bus.stats))
+
+    def watch_streams(self, streams: "StreamHub") -> None:
+        """Export the open ``GET /events`` streams and why streams ended (``[sse] enabled``)."""
+        self.registry.register(StreamStatsCollector(streams))
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
@@ -264,3 +269,32 @@ class EventStatsCollector(StatsCollector):
         "published": "Normalised events published",
         "sink_errors": "Event subscribers that raised",
     }
+
+
+class StreamStatsCollector(Collector):
+    """``GET /events`` streams, read from the stream registry when Prometheus scrapes."""
+
+    def __init__(self, streams: "StreamHub") -> None:
+        self._streams = streams
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(None)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(self._streams)
+
+    @staticmethod
+    def _families(streams: "StreamHub | None") -> list[Metric]:
+        served = GaugeMetricFamily("mxproxy_sse_streams", "Open GET /events streams served by this instance")
+        relayed = GaugeMetricFamily("mxproxy_sse_relayed_streams",
+                                    "Open GET /events streams relayed to the user's owner (cluster)")
+        opened = CounterMetricFamily("mxproxy_sse_streams_opened", "GET /events streams opened here")
+        ended = CounterMetricFamily("mxproxy_sse_streams_ended", "GET /events streams ended, by reason "
+                                    "(closed: the client went away)", labels=["reason"])
+        if streams is not None:
+            served.add_metric([], streams.served)
+            relayed.add_metric([], streams.hops)
+            opened.add_metric([], streams.opened)
+            for reason, count in sorted(streams.ended.items()):
+                ended.add_metric([reason], count)
+        return [served, relayed, opened, ended]
