@@ -64,6 +64,7 @@ class PostgresStore(SQLStore):
     """Users, device tokens and signing keys in PostgreSQL, safe to share between processes."""
 
     _lock_row = " FOR UPDATE"
+    _skip_locked = " FOR UPDATE OF c SKIP LOCKED"
     _foreign_key_errors = (asyncpg.ForeignKeyViolationError,)
     shared = True
     _now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"
@@ -107,6 +108,8 @@ class PostgresStore(SQLStore):
         self._leases = f"{s}.user_leases"
         self._claims = f"{s}.push_claims"
         self._generations = f"{s}.token_generations"
+        self._webhooks = f"{s}.webhooks"
+        self._deliveries = f"{s}.webhook_deliveries"
 
     @property
     def where(self) -> str:
