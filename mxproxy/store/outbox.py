@@ -355,11 +355,21 @@ class WebhookStatements:
                     False, f"{disable_after} deliveries in a row failed", webhook_id) > 0
             return FinishResult(recorded=True, disabled=disabled)
 
-    async def release_claims(self, owner: str) -> int:
-        """Give back the rows ``owner`` still holds (a clean stop): due again at once, elsewhere."""
+    async def release_claims(self, owner: str | None) -> int:
+        """Give back the rows ``owner`` still holds (a clean stop, or a restart under the same
+        name): due again at once. None: every claim (a single-instance store at start, where
+        any claim is a crashed predecessor's)."""
+        if owner is None:
+            return await self._run(  # type: ignore[attr-defined]
+                f"""UPDATE {self._deliveries} SET state = 'pending', claimed_by = NULL, claim_expires_at = NULL
+                WHERE state = 'delivering'""")
         return await self._run(  # type: ignore[attr-defined]
             f"""UPDATE {self._deliveries} SET state = 'pending', claimed_by = NULL, claim_expires_at = NULL
             WHERE claimed_by = ? AND state = 'delivering'""", owner)
+
+    async def disabled_webhooks(self) -> int:
+        row = await self._one(f"SELECT COUNT(*) AS n FROM {self._webhooks} WHERE NOT enabled")  # type: ignore[attr-defined]
+        return 0 if row is None else int(row["n"])
 
     async def list_deliveries(self, webhook_id: str, *, state: str | None = None, before: int | None = None,
                               limit: int = 50) -> list[DeliveryRecord]:
