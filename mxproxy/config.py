@@ -380,6 +380,16 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """``[events]``: the normalised per-user event stream (docs/events.md). Off by default; the
+    ``[sse]`` and ``[webhooks]`` features switch it on for themselves (``EventBus.require``)."""
+
+    enabled: bool = False
+    history_size: int = 200  # events kept per user for replay (Last-Event-ID)
+    history_age: float = 600.0  # seconds an event stays replayable
+
+
+@dataclass(frozen=True)
 class WebhooksConfig:
     """``[webhooks]``: signed deliveries of events to subscribed URLs (docs/webhooks.md)."""
 
@@ -429,6 +439,7 @@ class Config:
     signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -615,6 +626,21 @@ def _cluster(s: _Section) -> ClusterConfig:
     return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)
 
 
+#: Upper bound of ``[events] historySize``: per user, so memory is this x users x ~1 KiB.
+MAX_EVENT_HISTORY = 10_000
+
+
+def _events(s: _Section) -> EventsConfig:
+    size = s.integer("historySize", EventsConfig.history_size, minimum=0)
+    if size > MAX_EVENT_HISTORY:
+        raise ConfigError(f"{s.key('historySize')}: at most {MAX_EVENT_HISTORY} (events kept per user)")
+    return EventsConfig(
+        enabled=s.boolean("enabled", EventsConfig.enabled),
+        history_size=size,
+        history_age=s.duration("historyAge", "10m"),
+    )
+
+
 def _webhooks(s: _Section) -> WebhooksConfig:
     d = WebhooksConfig
     cfg = WebhooksConfig(
@@ -716,6 +742,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     signin_cfg = _signin(root.table("signin"))
     cluster_cfg = _cluster(root.table("cluster"))
     webhooks_cfg = _webhooks(root.table("webhooks"))
+    events_cfg = _events(root.table("events"))
 
     log_s = root.table("log")
     log_format = log_s.string("format", "text")
@@ -739,6 +766,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         signin=signin_cfg,
         cluster=cluster_cfg,
         webhooks=webhooks_cfg,
+        events=events_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg

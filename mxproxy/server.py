@@ -301,6 +301,11 @@ class ProxyServer:
         self.context: Any = None
         self.forwarder: Any = None
         self.webhooks: Any = None
+        from mxproxy.events.bus import EventBus
+
+        #: the normalised event stream (docs/events.md); listens to the MX sessions only while
+        #: ``[events] enabled`` or a feature called ``events.require()`` (SSE, webhooks)
+        self.events = EventBus(config.events)
         self._public: _HTTPServer | None = None
         self._admin: _HTTPServer | None = None
         self._stopped = asyncio.Event()
@@ -389,6 +394,7 @@ class ProxyServer:
         ownership = self._ownership()
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
+        self.events.bind(self.sessions)
         if ownership is not None:
             set_instance(ownership.id)  # the "instance" field of JSON log lines
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
@@ -410,6 +416,7 @@ class ProxyServer:
             sessions=self.sessions, store=self.store,
             push_topics=self.push_topics if self.push_topics is not None else _push_topics(config, self.push),
             metrics=self.metrics, signin_limits=self.signin_limits, forwarder=self.forwarder,
+            events=self.events,
         )
         await self._public.start(create_app(self.context))
         if self._admin is not None:
@@ -460,7 +467,7 @@ class ProxyServer:
             return None
         from mxproxy.webhooks.service import WebhookService
 
-        service = WebhookService(self.config.webhooks, self.store, bus=getattr(self, "events", None),
+        service = WebhookService(self.config.webhooks, self.store, bus=self.events,
                                  metrics=self.metrics, instance_id=ownership.id if ownership is not None else None)
         await service.start()
         return service
@@ -524,6 +531,7 @@ class ProxyServer:
             except Exception:
                 log.exception("stopping MX sessions failed")
             self.sessions = None
+        self.events.close()  # whatever is still open: "shutdown"
         for name in ("webhooks", "push", "forwarder", "provisioner", "azure", "signin_limits", "connector"):
             part = getattr(self, name)
             closer = None

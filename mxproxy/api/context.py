@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mxproxy.auth.signin_limits import SignInLimiter
     from mxproxy.auth.tokens import TokenService
     from mxproxy.config import Config
+    from mxproxy.events.bus import EventBus
     from mxproxy.metrics import Metrics
     from mxproxy.provisioning import Provisioner
     from mxproxy.push.topics import PushTopics
@@ -30,3 +31,4 @@ class ApiContext:
     metrics: Metrics | None = None  # None in tests that build an app without a server
     signin_limits: SignInLimiter | None = None  # None: [signin] enabled = false
     forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there
+    events: EventBus | None = None  # the normalised event stream (ProxyServer.events)
