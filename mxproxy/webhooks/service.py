@@ -19,7 +19,7 @@ from mxproxy.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("mxproxy.webhooks")
 
-#: how often subscriptions are re-read (changes made on another instance) and gauges refreshed
+#: how often the gauges (outbox depth, disabled endpoints) are refreshed
 REFRESH_EVERY = 5.0
 PRUNE_EVERY = 600.0
 
@@ -73,13 +73,17 @@ class WebhookService:
         await self.worker.stop()
 
     async def _housekeep(self) -> None:
+        """Re-read the subscriptions every ``pollInterval`` (a change made on another instance
+        applies here within it), refresh the gauges and prune old rows now and then."""
         loop = asyncio.get_running_loop()
-        pruned_at = loop.time()
+        pruned_at = gauges_at = loop.time()
         while True:
-            await asyncio.sleep(REFRESH_EVERY)
+            await asyncio.sleep(self.config.poll_interval)
             try:
                 await self.subscriptions.load()
-                await self._refresh_gauges()
+                if loop.time() - gauges_at >= REFRESH_EVERY:
+                    gauges_at = loop.time()
+                    await self._refresh_gauges()
                 if loop.time() - pruned_at >= PRUNE_EVERY:
                     pruned_at = loop.time()
                     await self.store.prune_deliveries(self.config.retention)

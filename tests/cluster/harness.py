@@ -82,6 +82,7 @@ class ClusterRig:
     instances: dict[str, Instance] = field(default_factory=dict)
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=15.0, trust_env=False))
     tokens: dict[str, str] = field(default_factory=dict)  # login -> access token
+    extra_config: str = ""  # TOML appended to every instance's config (e.g. a [webhooks] table)
 
     # -- processes ------------------------------------------------------------------------------
     def _write_config(self, name: str, port: int, admin_port: int) -> Path:
@@ -116,6 +117,7 @@ sendURL = "{self.fcm.send_url}"
 [static]
 host = "127.0.0.1:{self.sim.port}"
 {users}
+{self.extra_config}
 """)
         return path
 
