@@ -113,6 +113,17 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """One attempt's outcome, for ``finish_deliveries``."""
+
+    delivery_id: int
+    outcome: str  # delivered | retry | failed
+    status: int | None = None
+    error: str | None = None
+    retry_in: float = 0.0
+
+
+@dataclass(frozen=True)
 class FinishResult:
     recorded: bool  # False: our claim had lapsed and another instance holds the row now
     disabled: bool = False  # this result disabled the endpoint (threshold reached)
@@ -192,6 +203,9 @@ class WebhookStatements:
     _deliveries = "webhook_deliveries"
     #: appended to the claim's inner SELECT (PostgreSQL: skip rows another instance is claiming)
     _skip_locked = ""
+    #: rows (id, status) of a JSON array of ``[id, status]`` pairs given as one parameter
+    _json_id_status = ("SELECT json_extract(j.value, '$[0]') AS id, json_extract(j.value, '$[1]') AS status "
+                       "FROM json_each(?) AS j")
 
     # subscriptions ------------------------------------------------------------------------
     async def create_webhook(self, url: str, events: Sequence[str], users: Sequence[str] | None,
@@ -318,42 +332,82 @@ class WebhookStatements:
         """Record an attempt of a row we claimed: ``delivered``, ``retry`` in ``retry_in`` s, or
         ``failed`` (parked). A parked row counts against its endpoint: ``disable_after`` parked in
         a row (0: never) disable it. Nothing changes when the claim is no longer ours."""
-        if outcome not in OUTCOMES:
-            raise InvalidRecord(f"outcome: expected one of {', '.join(OUTCOMES)}")
+        [result] = await self.finish_deliveries(
+            owner, [Finished(delivery_id, outcome, status, error, retry_in)], disable_after=disable_after)
+        return result
+
+    async def finish_deliveries(self, owner: str, finished: Sequence["Finished"], *,
+                                disable_after: int = 0) -> list[FinishResult]:
+        """``finish_delivery`` for many rows in one transaction (results in the same order); the
+        delivered ones, the usual case, in one statement."""
+        for item in finished:
+            if item.outcome not in OUTCOMES:
+                raise InvalidRecord(f"outcome: expected one of {', '.join(OUTCOMES)}")
+        if not finished:
+            return []
+        results: dict[int, FinishResult] = {}
+        async with self._transaction() as tx:  # type: ignore[attr-defined]
+            delivered = [item for item in finished if item.outcome == "delivered"]
+            if delivered:
+                results.update(await self._finish_delivered(tx, owner, delivered))
+            for item in finished:
+                if item.outcome != "delivered":
+                    results[item.delivery_id] = await self._finish_one(
+                        tx, item.delivery_id, owner, item.outcome, status=item.status, error=item.error,
+                        retry_in=item.retry_in, disable_after=disable_after)
+        return [results.get(item.delivery_id, FinishResult(recorded=False)) for item in finished]
+
+    async def _finish_delivered(self, tx: Any, owner: str, delivered: Sequence["Finished"]) -> dict[int, FinishResult]:
+        now = self._now  # type: ignore[attr-defined]
+        d = self._deliveries
+        pairs = json.dumps([[int(item.delivery_id), item.status] for item in delivered])
+        found = await tx.all(
+            f"""UPDATE {d} SET state = 'delivered', attempts = attempts + 1, last_status = r.status,
+                last_error = NULL, claimed_by = NULL, claim_expires_at = NULL, delivered_at = {now}
+            FROM ({self._json_id_status}) AS r
+            WHERE {d}.id = r.id AND {d}.claimed_by = ? AND {d}.state = 'delivering'
+            RETURNING {d}.id AS id, {d}.webhook_id AS webhook_id""",
+            pairs, owner,
+        )
+        per_webhook: dict[str, int] = {}
+        for row in found:
+            per_webhook[row["webhook_id"]] = per_webhook.get(row["webhook_id"], 0) + 1
+        for webhook_id, count in sorted(per_webhook.items()):
+            await tx.run(
+                f"""UPDATE {self._webhooks} SET consecutive_failures = 0, total_delivered = total_delivered + ?,
+                    last_success_at = {now} WHERE id = ?""", count, webhook_id)
+        return {int(row["id"]): FinishResult(recorded=True) for row in found}
+
+    async def _finish_one(self, tx: Any, delivery_id: int, owner: str, outcome: str, *, status: int | None,
+                          error: str | None, retry_in: float, disable_after: int) -> FinishResult:
+        """A retry or a parked row (the rare outcomes), with the endpoint's failure run."""
         now = self._now  # type: ignore[attr-defined]
         error = None if error is None else error[:500]
-        state = {"delivered": "delivered", "retry": "pending", "failed": "failed"}[outcome]
-        async with self._transaction() as tx:  # type: ignore[attr-defined]
-            row = await tx.one(
-                f"""UPDATE {self._deliveries} SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
-                    next_attempt_at = {now} + ?, claimed_by = NULL, claim_expires_at = NULL,
-                    delivered_at = CASE WHEN ? THEN {now} ELSE delivered_at END
-                WHERE id = ? AND claimed_by = ? AND state = 'delivering'
-                RETURNING webhook_id""",
-                state, status, error, float(retry_in), outcome == "delivered", int(delivery_id), owner,
-            )
-            if row is None:
-                return FinishResult(recorded=False)
-            webhook_id = row["webhook_id"]
-            w = self._webhooks
-            if outcome == "delivered":
-                await tx.run(
-                    f"""UPDATE {w} SET consecutive_failures = 0, total_delivered = total_delivered + 1,
-                        last_success_at = {now} WHERE id = ?""", webhook_id)
-                return FinishResult(recorded=True)
-            if outcome == "retry":
-                await tx.run(f"UPDATE {w} SET last_failure_at = {now} WHERE id = ?", webhook_id)
-                return FinishResult(recorded=True)
-            counted = await tx.one(
-                f"""UPDATE {w} SET consecutive_failures = consecutive_failures + 1, total_failures = total_failures + 1,
-                    last_failure_at = {now} WHERE id = ? RETURNING consecutive_failures""", webhook_id)
-            disabled = False
-            if counted is not None and disable_after > 0 and int(counted["consecutive_failures"]) >= disable_after:
-                disabled = await tx.run(
-                    f"""UPDATE {w} SET enabled = ?, disabled_reason = ?, disabled_at = {now}, updated_at = {now}
-                    WHERE id = ? AND enabled""",
-                    False, f"{disable_after} deliveries in a row failed", webhook_id) > 0
-            return FinishResult(recorded=True, disabled=disabled)
+        state = "pending" if outcome == "retry" else "failed"
+        row = await tx.one(
+            f"""UPDATE {self._deliveries} SET state = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
+                next_attempt_at = {now} + ?, claimed_by = NULL, claim_expires_at = NULL
+            WHERE id = ? AND claimed_by = ? AND state = 'delivering'
+            RETURNING webhook_id""",
+            state, status, error, float(retry_in), int(delivery_id), owner,
+        )
+        if row is None:
+            return FinishResult(recorded=False)
+        webhook_id = row["webhook_id"]
+        w = self._webhooks
+        if outcome == "retry":
+            await tx.run(f"UPDATE {w} SET last_failure_at = {now} WHERE id = ?", webhook_id)
+            return FinishResult(recorded=True)
+        counted = await tx.one(
+            f"""UPDATE {w} SET consecutive_failures = consecutive_failures + 1, total_failures = total_failures + 1,
+                last_failure_at = {now} WHERE id = ? RETURNING consecutive_failures""", webhook_id)
+        disabled = False
+        if counted is not None and disable_after > 0 and int(counted["consecutive_failures"]) >= disable_after:
+            disabled = await tx.run(
+                f"""UPDATE {w} SET enabled = ?, disabled_reason = ?, disabled_at = {now}, updated_at = {now}
+                WHERE id = ? AND enabled""",
+                False, f"{disable_after} deliveries in a row failed", webhook_id) > 0
+        return FinishResult(recorded=True, disabled=disabled)
 
     async def release_claims(self, owner: str | None) -> int:
         """Give back the rows ``owner`` still holds (a clean stop, or a restart under the same
@@ -421,6 +475,6 @@ class WebhookStatements:
 
 
 __all__ = [
-    "DeliveryRecord", "FinishResult", "NewDelivery", "OPEN_STATES", "STATES", "StoreError", "WebhookRecord",
+    "DeliveryRecord", "FinishResult", "Finished", "NewDelivery", "OPEN_STATES", "STATES", "StoreError", "WebhookRecord",
     "WebhookStatements", "new_message_id",
 ]

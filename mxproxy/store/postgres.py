@@ -65,6 +65,8 @@ class PostgresStore(SQLStore):
 
     _lock_row = " FOR UPDATE"
     _skip_locked = " FOR UPDATE OF c SKIP LOCKED"
+    _json_id_status = ("SELECT (j.value->>0)::bigint AS id, (j.value->>1)::integer AS status "
+                       "FROM jsonb_array_elements(?::jsonb) AS j(value)")
     _foreign_key_errors = (asyncpg.ForeignKeyViolationError,)
     shared = True
     _now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"

@@ -1,9 +1,8 @@
 """The SSRF guard: a webhook URL must not reach the proxy's own host or private networks.
 
 Checked twice: when a subscription is created or changed (every address its host resolves to),
-and at every delivery against the address actually connected to (the request goes to that
-address, with the name kept for Host and TLS), so a name that later resolves elsewhere (DNS
-rebinding) is refused too. Refused: loopback, link-local, private (RFC 1918), shared (CGNAT),
+and at every delivery by the HTTP client's resolver, on the addresses it is about to connect to
+(``guarded_resolver``), so a name that later resolves elsewhere (DNS rebinding) is refused too. Refused: loopback, link-local, private (RFC 1918), shared (CGNAT),
 unique-local, multicast, unspecified, reserved and documentation ranges — whatever is not a
 global unicast address — unless ``[webhooks] allowNetworks`` lists a network holding it.
 """
@@ -13,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import SplitResult, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -121,4 +120,38 @@ async def check(url: object, allowed: tuple[IPNetwork, ...]) -> SplitResult:
     return parts
 
 
-__all__ = ["UrlRefused", "allowed_addresses", "check", "check_url", "default_port", "networks", "refusal", "resolve"]
+
+
+class RefusedAddress(OSError):
+    """Raised inside a connection attempt: the host resolved to an address the guard refuses."""
+
+
+def guarded_resolver(allowed: tuple[IPNetwork, ...]) -> Any:
+    """An aiohttp resolver that resolves as usual and refuses a host with any refused address, so
+    the request connects only to an address checked at that moment (no DNS rebinding between a
+    check and the connect). Address literals never reach a resolver: ``literal_refusal`` first."""
+    from aiohttp.resolver import ThreadedResolver
+
+    class GuardedResolver(ThreadedResolver):
+        async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
+            found = await super().resolve(host, port, family)
+            for item in found:
+                reason = refusal(ipaddress.ip_address(str(item["host"]).split("%", 1)[0]), allowed)
+                if reason is not None:
+                    raise RefusedAddress(f"{host} resolves to {reason}")
+            return found
+
+    return GuardedResolver()
+
+
+def literal_refusal(host: str, allowed: tuple[IPNetwork, ...]) -> str | None:
+    """For a host that is an address literal: why it is refused (None: allowed, or a name)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return refusal(address, allowed)
+
+
+__all__ = ["RefusedAddress", "UrlRefused", "allowed_addresses", "check", "check_url", "default_port", "guarded_resolver",
+           "literal_refusal", "networks", "refusal", "resolve"]

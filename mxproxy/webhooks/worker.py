@@ -1,9 +1,12 @@
 """The delivery worker: claims due outbox rows and sends them, signed, one request each.
 
+The client is aiohttp under the outbound TLS rule (mxproxy/outbound.py): at the benchmark's
+600 requests/s httpx cost 7-18 times the CPU per request (docs/benchmarks.md, "Webhooks").
+
 Any instance may deliver any row (claims with an expiry in the store); a row is claimed only
 once the rows before it of the same call (or user) are delivered or parked, so a receiver sees
-one call's events in order. Each attempt goes to an address the SSRF guard accepted at that
-moment (the name is kept for ``Host`` and TLS), and its outcome is recorded in the store before
+one call's events in order. Each attempt connects only to an address the SSRF guard accepts at
+that moment (the client's resolver checks what it resolves), and its outcome is recorded in the store before
 the next claim of that ordering key: delivered, retry later (policy.py), or parked as failed.
 """
 
@@ -13,13 +16,12 @@ import asyncio
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
-from mxproxy.outbound import httpx_client, ssl_context
+from mxproxy.outbound import aiohttp_session, ssl_context
 from mxproxy.store.base import StoreError
-from mxproxy.store.outbox import DeliveryRecord
+from mxproxy.store.outbox import DeliveryRecord, Finished
 from mxproxy.webhooks import policy, ssrf
 from mxproxy.webhooks.subscriptions import Subscription, Subscriptions
 
@@ -28,6 +30,9 @@ log = logging.getLogger("mxproxy.webhooks")
 USER_AGENT = "mxproxy-webhooks/1"
 #: how long a clean stop waits for requests in flight before giving their rows back
 STOP_GRACE = 5.0
+#: an answer body up to this is read (so the connection is kept alive); a longer one is not
+#: read at all and its connection is closed
+MAX_ANSWER = 64 * 1024
 
 
 class Attempt:
@@ -43,16 +48,6 @@ class Attempt:
         self.retry_after = retry_after
 
 
-def target(parts: Any, address: Any) -> tuple[str, str]:
-    """(URL naming ``address`` instead of the host, the Host header)."""
-    host = f"[{address}]" if address.version == 6 else str(address)
-    port = parts.port
-    netloc = f"{host}:{port}" if port else host
-    name = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
-    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), (
-        f"{name}:{port}" if port else name)
-
-
 class DeliveryWorker:
     def __init__(self, store: Any, subscriptions: Subscriptions, config: Any, owner: str, *,
                  metrics: Any = None, on_disabled: Any = None) -> None:
@@ -66,8 +61,9 @@ class DeliveryWorker:
         self._allowed = ssrf.networks(config.allow_networks)
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._finished: list[tuple[DeliveryRecord, Subscription, Finished]] = []
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._stopping = False
         self._store_down = False
         self.attempts = 0
@@ -75,8 +71,8 @@ class DeliveryWorker:
     # lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         context = ssl_context(self._config.ca_file, key="webhooks.caFile")
-        limits = httpx.Limits(max_connections=self._config.concurrency * 2, max_keepalive_connections=self._config.concurrency)
-        self._client = httpx_client(context, timeout=self._config.timeout, limits=limits, follow_redirects=False)
+        self._client = aiohttp_session(context, limit=self._config.concurrency * 2,
+                                       resolver=ssrf.guarded_resolver(self._allowed))
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     def wake(self) -> None:
@@ -94,20 +90,29 @@ class DeliveryWorker:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._finished:
+            batch, self._finished = self._finished, []
+            await self._record(batch)
         try:
             await self._store.release_claims(self.owner)
         except StoreError as exc:
             log.warning("webhooks: could not give back claimed deliveries (%s); they are taken over after "
                         "claimTTL", exc)
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
-    # claiming --------------------------------------------------------------------------------
+    # the store loop: record finished attempts, then claim what is due ---------------------------
     async def _run(self) -> None:
+        """One loop does every store round trip: the outcomes of the attempts finished since the
+        last round in one transaction, then one claim for the free slots. A row's successor in
+        its call becomes claimable as soon as its outcome is recorded, in the same round."""
         config = self._config
         while not self._stopping:
             self._wake.clear()
+            if self._finished:
+                batch, self._finished = self._finished, []
+                await self._record(batch)
             free = config.concurrency - len(self._inflight)
             claimed: list[DeliveryRecord] = []
             if free > 0:
@@ -123,17 +128,34 @@ class DeliveryWorker:
                 for row in claimed:
                     task = asyncio.create_task(self._deliver(row), name=f"webhook-delivery-{row.id}")
                     self._inflight.add(task)
-                    task.add_done_callback(self._done)
-            if claimed and len(claimed) == free:
-                continue  # more may be due: claim again once a slot frees (a done task wakes us)
+                    task.add_done_callback(self._inflight.discard)
+            if self._finished or (claimed and len(claimed) == free):
+                continue  # more to record, or more may be due
             try:
                 await asyncio.wait_for(self._wake.wait(), config.poll_interval)
             except asyncio.TimeoutError:
                 pass
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wake.set()  # a slot is free, and the row's successor may be due now
+    async def _record(self, batch: list[tuple[DeliveryRecord, Subscription, Finished]]) -> None:
+        try:
+            results = await self._store.finish_deliveries(self.owner, [f for _, _, f in batch],
+                                                          disable_after=self._config.disable_after)
+        except (StoreError, OSError) as exc:
+            log.warning("webhooks: could not record %d delivery attempts (%s); those rows are sent again after "
+                        "claimTTL", len(batch), exc)
+            return
+        loop = asyncio.get_running_loop()
+        for (row, sub, finished), result in zip(batch, results):
+            if finished.outcome == policy.RETRY and result.recorded:
+                loop.call_later(finished.retry_in + 0.01, self._wake.set)
+            if result.disabled:
+                log.error("webhooks: endpoint %s (%s) disabled after %d failed deliveries in a row; last: %s. "
+                          "Re-enable it with PATCH /webhooks/%s {\"enabled\": true}", sub.id, sub.record.url,
+                          self._config.disable_after, finished.error, sub.id)
+                if self._metrics is not None:
+                    self._metrics.webhook_endpoints_disabled.inc()
+                if self._on_disabled is not None:
+                    await self._on_disabled(sub.id)
 
     # one delivery ----------------------------------------------------------------------------
     async def _deliver(self, row: DeliveryRecord) -> None:
@@ -163,51 +185,38 @@ class DeliveryWorker:
             metrics.webhook_deliveries.labels(outcome).inc()
             if outcome == policy.DELIVERED and row.attempts == 0:
                 metrics.webhook_latency.observe(max(time.time() - row.event_time, 0.0))
-        try:
-            result = await self._store.finish_delivery(
-                row.id, self.owner, outcome, status=attempt.status, error=attempt.error, retry_in=retry_in,
-                disable_after=self._config.disable_after)
-        except StoreError as exc:
-            log.warning("webhooks: could not record delivery %d (%s); it is sent again after claimTTL", row.id, exc)
-            return
-        if outcome == policy.RETRY and result.recorded:
-            asyncio.get_running_loop().call_later(retry_in + 0.01, self._wake.set)
-        if result.disabled:
-            log.error("webhooks: endpoint %s (%s) disabled after %d failed deliveries in a row; last: %s. "
-                      "Re-enable it with PATCH /webhooks/%s {\"enabled\": true}", sub.id, sub.record.url,
-                      self._config.disable_after, attempt.error, sub.id)
-            if metrics is not None:
-                metrics.webhook_endpoints_disabled.inc()
-            if self._on_disabled is not None:
-                await self._on_disabled(sub.id)
+        self._finished.append((row, sub, Finished(row.id, outcome, attempt.status, attempt.error, retry_in)))
+        self._wake.set()
 
     async def _attempt(self, sub: Subscription, row: DeliveryRecord) -> Attempt:
         assert self._client is not None and row.payload is not None
-        parts = urlsplit(sub.record.url)
+        url = sub.record.url
         try:
-            addresses = await ssrf.allowed_addresses(ssrf.check_url(sub.record.url), self._allowed)
+            parts = ssrf.check_url(url)
         except ssrf.UrlRefused as exc:
-            message = str(exc)
-            if "does not resolve" in message:
-                return Attempt(policy.RETRY, error=message)  # DNS may come back
-            return Attempt(policy.FAILED, error=f"refused: {message}")
-        url, host = target(parts, addresses[0])
+            return Attempt(policy.FAILED, error=f"refused: {exc}")
+        reason = ssrf.literal_refusal(parts.hostname or "", self._allowed)
+        if reason is not None:
+            return Attempt(policy.FAILED, error=f"refused: {reason}")
         body = row.payload
-        headers = {"content-type": "application/json", "user-agent": USER_AGENT, "host": host,
+        headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                    **sub.signer.headers(row.message_id, time.time(), body)}
-        extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+        timeout = aiohttp.ClientTimeout(total=self._config.timeout)
         try:
-            # streamed and never read: a receiver cannot make us hold a large answer
-            async with self._client.stream("POST", url, content=body, headers=headers,
-                                           extensions=extensions) as response:
-                status = response.status_code
+            async with self._client.post(url, data=body, headers=headers, timeout=timeout,
+                                         allow_redirects=False) as response:
+                status = response.status
                 retry_header = response.headers.get("retry-after")
-        except httpx.TimeoutException:
+                if response.content_length is not None and response.content_length <= MAX_ANSWER:
+                    await response.read()  # small: read, so the connection is reused
+        except asyncio.TimeoutError:
             return Attempt(policy.RETRY, error=f"timed out after {self._config.timeout:g}s")
-        except httpx.HTTPError as exc:
-            return Attempt(policy.RETRY, error=f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__)
-        except OSError as exc:
-            return Attempt(policy.RETRY, error=f"connection failed: {exc}")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ssrf.RefusedAddress):
+                return Attempt(policy.FAILED, error=f"refused: {exc.os_error}")
+            return Attempt(policy.RETRY, error=f"connection failed: {exc.os_error or exc}"[:300])
+        except (aiohttp.ClientError, OSError) as exc:
+            return Attempt(policy.RETRY, error=(f"{type(exc).__name__}: {exc}"[:300]))
         outcome = policy.classify(status)
         retry_after = None
         if outcome == policy.RETRY:

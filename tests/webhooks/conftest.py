@@ -19,7 +19,7 @@ from mxproxy.webhooks.service import WebhookService
 from tests.webhooks.receiver import Receiver
 
 #: fast retries so a test of the schedule takes seconds
-FAST = dict(allow_networks=("127.0.0.0/8",), retry_min=0.05, retry_max=0.2, retry_for=30.0, timeout=2.0,
+FAST = dict(allow_networks=("127.0.0.0/8", "::1"), retry_min=0.05, retry_max=0.2, retry_for=30.0, timeout=2.0,
             claim_ttl=5.0, poll_interval=0.2)
 _ids = itertools.count(1_000_000)
 
