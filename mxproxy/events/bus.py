@@ -102,7 +102,7 @@ class EventBus:
         self._all: set[Subscription] = set()  # user None: every user
         self._manager: SessionManager | None = None
         self._attached = False
-        self._since = 0  # id scale (µs) of the moment the bus began listening
+        self._since = self.ids.now()  # id scale (µs) of the moment the bus began listening
         self.published = 0
         self.sink_errors = 0
 
@@ -210,13 +210,16 @@ class EventBus:
         return self.ids.last(user)
 
     def _floor_for(self, user: str) -> int:
-        """The id scale of the moment this bus began seeing ``user``'s events."""
-        since = self._since if self._attached else self.ids.now()
+        """The id scale of the moment this bus began seeing ``user``'s events: when it began
+        listening or this instance began running the user, whichever is later; now when the
+        user is not run here (or nobody listens)."""
         manager = self._manager
-        owned = manager.owned_since(user) if manager is not None else None
-        if owned is not None:
-            since = max(since, int(owned * 1_000_000))
-        return since
+        if manager is None:
+            return self._since
+        owned = manager.owned_since(user)
+        if owned is None or not self._attached:
+            return self.ids.now()
+        return max(self._since, int(owned * 1_000_000))
 
     def _expire(self, state: _UserState) -> None:
         history = state.history
@@ -247,7 +250,7 @@ class EventBus:
 
     def voicemail_read(self, user: str, mail_id: str, media_type: str = "VoiceMail") -> None:
         """The user marked a mail read through the proxy (the MX has no event for it)."""
-        if not self._attached:
+        if not self._wanted():
             return
         state = self._state(user)
         for raw in state.normalizer.mail_read(mail_id, media_type, self._clock()):
