@@ -89,6 +89,8 @@ class WebhookService:
                     await self.store.prune_deliveries(self.config.retention)
             except (StoreError, OSError) as exc:
                 log.debug("webhooks: housekeeping round failed: %s", exc)
+            except Exception:  # noqa: BLE001 - keep refreshing after a bug in one round
+                log.exception("webhooks: housekeeping round failed")
 
     async def _refresh_gauges(self) -> None:
         if self.metrics is None:

@@ -107,34 +107,44 @@ class DeliveryWorker:
         """One loop does every store round trip: the outcomes of the attempts finished since the
         last round in one transaction, then one claim for the free slots. A row's successor in
         its call becomes claimable as soon as its outcome is recorded, in the same round."""
-        config = self._config
         while not self._stopping:
-            self._wake.clear()
-            if self._finished:
-                batch, self._finished = self._finished, []
-                await self._record(batch)
-            free = config.concurrency - len(self._inflight)
-            claimed: list[DeliveryRecord] = []
-            if free > 0:
-                try:
-                    claimed = await self._store.claim_deliveries(self.owner, free, config.claim_ttl)
-                    if self._store_down:
-                        self._store_down = False
-                        log.info("webhooks: the store answers again; delivering")
-                except (StoreError, OSError) as exc:
-                    if not self._store_down:
-                        self._store_down = True
-                        log.warning("webhooks: cannot claim deliveries (%s); retrying", exc)
-                for row in claimed:
-                    task = asyncio.create_task(self._deliver(row), name=f"webhook-delivery-{row.id}")
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-            if self._finished or (claimed and len(claimed) == free):
-                continue  # more to record, or more may be due
             try:
-                await asyncio.wait_for(self._wake.wait(), config.poll_interval)
-            except asyncio.TimeoutError:
-                pass
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must outlive a bug in one round
+                log.exception("webhooks: delivery round failed; continuing")
+                await asyncio.sleep(self._config.poll_interval)
+
+    async def _round(self) -> None:
+        """One round: record finished attempts, claim for the free slots, then wait unless more is due."""
+        config = self._config
+        self._wake.clear()
+        if self._finished:
+            batch, self._finished = self._finished, []
+            await self._record(batch)
+        free = config.concurrency - len(self._inflight)
+        claimed: list[DeliveryRecord] = []
+        if free > 0:
+            try:
+                claimed = await self._store.claim_deliveries(self.owner, free, config.claim_ttl)
+                if self._store_down:
+                    self._store_down = False
+                    log.info("webhooks: the store answers again; delivering")
+            except (StoreError, OSError) as exc:
+                if not self._store_down:
+                    self._store_down = True
+                    log.warning("webhooks: cannot claim deliveries (%s); retrying", exc)
+            for row in claimed:
+                task = asyncio.create_task(self._deliver(row), name=f"webhook-delivery-{row.id}")
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+        if self._finished or (claimed and len(claimed) == free):
+            return  # more to record, or more may be due
+        try:
+            await asyncio.wait_for(self._wake.wait(), config.poll_interval)
+        except asyncio.TimeoutError:
+            pass
 
     async def _record(self, batch: list[tuple[DeliveryRecord, Subscription, Finished]]) -> None:
         try:
@@ -169,7 +179,11 @@ class DeliveryWorker:
         if sub is None:
             return  # deleted meanwhile: its rows went with it
         self.attempts += 1
-        attempt = await self._attempt(sub, row)
+        try:
+            attempt = await self._attempt(sub, row)
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the row claimed until claimTTL
+            log.exception("webhooks: delivery %d failed unexpectedly", row.id)
+            attempt = Attempt(policy.RETRY, error=f"internal error: {type(exc).__name__}")
         retry_in = 0.0
         outcome = attempt.outcome
         if outcome == policy.RETRY:
