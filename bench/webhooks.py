@@ -227,7 +227,10 @@ async def run(args: argparse.Namespace) -> None:
         store = await open_store(args, Path(tmp))
         config = WebhooksConfig(enabled=True, allow_networks=("127.0.0.0/8",), retry_min=0.1, retry_max=1.0,
                                 poll_interval=1.0)
-        service = WebhookService(config, store)
+        from mxproxy.metrics import Metrics
+
+        metrics = Metrics()
+        service = WebhookService(config, store, metrics=metrics)
         await service.start()
         _, secret = await service.create("http://127.0.0.1:1/placeholder", ["call.*"], None)
         receiver = ReceiverProcess(secret)
@@ -253,6 +256,9 @@ async def run(args: argparse.Namespace) -> None:
             report = receiver.report()
             steady = report["latencies"]
             print(line(f"webhooks: {args.calls} calls/s", steady, len(steady), args.seconds, used))
+            retries = metrics.registry.get_sample_value("mxproxy_webhook_deliveries_total", {"result": "retry"}) or 0
+            if retries:
+                print(f"  {retries:.0f} attempts were retried")
             if len(steady) != published:
                 print(f"  !! published {published} events, receiver got {len(steady)}")
             ratio = pct(steady, 99) / pct(base, 99) if base else float("nan")

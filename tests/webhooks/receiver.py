@@ -1,5 +1,5 @@
 """A real HTTP receiver on loopback (aiohttp) that records every request and answers as the test
-scripts it: a queue of answers (status, headers), then 200. ``stop()`` closes the listening
+scripts it: a queue of answers (status, headers) and of delays before answering, then 200 at once. ``stop()`` closes the listening
 socket (connections are refused) and ``start()`` opens the same port again."""
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Receiver:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)  # seconds to wait before answering, per request
     default: tuple[int, dict[str, str]] = (200, {})
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -48,6 +49,8 @@ class Receiver:
         self.received.append(Received(dict(request.headers), body, time.monotonic(), request.path))
         self._arrived.set()
         status, headers = self.answers.pop(0) if self.answers else self.default
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         return web.Response(status=status, headers=headers, text="ok")
 
     async def start(self) -> None:

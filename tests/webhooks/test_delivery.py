@@ -82,6 +82,22 @@ async def test_a_429_retry_after_is_honoured(rig: Rig) -> None:
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
 
 
+async def test_a_receiver_that_does_not_answer_in_time_gets_the_delivery_again(rig: Rig) -> None:
+    svc = await rig.service(timeout=0.5)
+    hook, _ = await rig.subscribe(svc)
+    rig.receiver.delays = [3.0]  # the first request is answered long after the timeout
+    svc.writer(event("call.ringing"))
+    first, second = await rig.receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+
+    async def delivered() -> bool:
+        rows = await rig.store.list_deliveries(hook.id)
+        return rows[0].state == "delivered" and rows[0].attempts == 2
+
+    await wait_until(delivered, "delivered on the second attempt")
+    assert rig.metric("mxproxy_webhook_deliveries_total", result="retry") == 1
+
+
 async def test_5xx_is_retried_and_a_4xx_parks_at_once(rig: Rig) -> None:
     svc = await rig.service()
     hook, _ = await rig.subscribe(svc)

@@ -71,3 +71,18 @@ async def test_every_documented_webhook_example_works(tmp_path: Path, start_simu
     finally:
         await server.stop()
         await receiver.stop()
+
+
+async def test_an_unchanged_config_starts_no_webhooks_and_the_routes_say_so(tmp_path: Path, start_simulator: Any) -> None:
+    sim = await start_simulator()
+    me = next(u for u in sim.fixture.users if u.login == "dmitrys")
+    server = ProxyServer(load_config(write_config(tmp_path, sim.port, me.password)))
+    await server.start()
+    try:
+        assert server.webhooks is None and not server.events.attached
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.get(f"{server.admin_url}/webhooks")
+            assert r.status_code == 503 and "[webhooks] enabled = false" in r.json()["error"]
+            assert "mxproxy_webhook_outbox_depth 0.0" in (await client.get(f"{server.admin_url}/metrics")).text
+    finally:
+        await server.stop()
