@@ -14,7 +14,9 @@ Figures:
 * baseline, same run: bare aiohttp POSTs of the same bodies to the same receiver at the same
   rate (no store, no signature, one session, a task per event): the floor of "event → request";
 * steady: ``--calls`` calls/s (each call.ringing, call.answered, call.ended, spread evenly) for
-  ``--seconds``: event → webhook request p50/p99/max, deliveries/s, CPU of this process;
+  ``--seconds``: event → webhook request p50/p99/max, deliveries/s, CPU of this process, and the
+  split: event → row stored, stored → claimed, claimed → outcome recorded (store clock), and
+  event → claimed per type (a call's next event waits for the previous one's outcome);
 * burst: ``--burst`` events published at once: outbox rows stored/s (writer) and delivered/s
   (claims + requests), end to end.
 """
@@ -242,7 +244,17 @@ async def run(args: argparse.Namespace) -> None:
             report = receiver.report()
             base = report["latencies"]
             print(line("baseline: bare aiohttp POST", base, len(base), args.seconds))
-            # steady: through the outbox
+            # steady: through the outbox; claim moments noted to split the latency
+            claimed_at: dict[int, float] = {}
+            claim = store.claim_deliveries
+
+            async def noting_claims(*a: Any, **k: Any) -> Any:
+                rows = await claim(*a, **k)
+                now = time.time()
+                claimed_at.update((row.id, now) for row in rows)
+                return rows
+
+            store.claim_deliveries = noting_claims  # type: ignore[method-assign]
             before = cpu()
             published = await paced(args.seconds, args.calls, service.writer)
             loop = asyncio.get_running_loop()
@@ -261,6 +273,18 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"  {retries:.0f} attempts were retried")
             if len(steady) != published:
                 print(f"  !! published {published} events, receiver got {len(steady)}")
+            store.claim_deliveries = claim  # type: ignore[method-assign]
+            rows = await store._all("SELECT id, event_type, event_time, created_at, delivered_at FROM webhook_deliveries")
+            rows = [r for r in rows if r["id"] in claimed_at and r["delivered_at"] is not None]
+            for name, values in (
+                ("event -> row stored", [r["created_at"] - r["event_time"] for r in rows]),
+                ("row stored -> claimed", [claimed_at[r["id"]] - r["created_at"] for r in rows]),
+                ("claimed -> outcome recorded", [r["delivered_at"] - claimed_at[r["id"]] for r in rows]),
+                *((f"event -> {kind} claimed", [claimed_at[r["id"]] - r["event_time"] for r in rows
+                                                if r["event_type"] == kind])
+                  for kind in ("call.ringing", "call.answered", "call.ended")),
+            ):
+                print(f"  {name:<30} p50 {pct(values, 50) * 1000:6.1f} ms  p99 {pct(values, 99) * 1000:6.1f} ms")
             ratio = pct(steady, 99) / pct(base, 99) if base else float("nan")
             print(f"  event -> webhook request p99 {pct(steady, 99) * 1000:.1f} ms (target 50 ms), "
                   f"{ratio:.1f}x the bare-aiohttp baseline p99; load average {load_average()}")
