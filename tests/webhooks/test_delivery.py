@@ -206,3 +206,17 @@ async def test_a_full_queue_drops_and_counts_instead_of_blocking(rig: Rig) -> No
     assert svc.writer.dropped == 4
     assert rig.metric("mxproxy_webhook_dropped_total", reason="queue_full") == 4
     await rig.receiver.wait_for(2)
+
+
+async def test_events_wait_in_memory_while_the_store_is_unreachable_and_are_stored_after(rig: Rig) -> None:
+    svc = await rig.service()
+    hook, _ = await rig.subscribe(svc)
+    await rig.store.close()  # every statement now fails with StoreError
+    for kind in ("call.ringing", "call.ended"):
+        svc.writer(event(kind))
+    await asyncio.sleep(0.5)
+    assert svc.writer.queued == 2 and rig.receiver.received == []
+    await rig.store.open()
+    await rig.receiver.wait_for(2)
+    assert rig.receiver.types() == ["call.ringing", "call.ended"]
+    assert len(await rig.store.list_deliveries(hook.id)) == 2
