@@ -274,7 +274,8 @@ async def run(args: argparse.Namespace) -> None:
             if len(steady) != published:
                 print(f"  !! published {published} events, receiver got {len(steady)}")
             store.claim_deliveries = claim  # type: ignore[method-assign]
-            rows = await store._all("SELECT id, event_type, event_time, created_at, delivered_at FROM webhook_deliveries")
+            rows = await store._all("SELECT id, event_type, event_time, created_at, delivered_at "
+                                    f"FROM {store._deliveries}")
             rows = [r for r in rows if r["id"] in claimed_at and r["delivered_at"] is not None]
             for name, values in (
                 ("event -> row stored", [r["created_at"] - r["event_time"] for r in rows]),
