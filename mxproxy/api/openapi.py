@@ -260,6 +260,68 @@ SCHEMAS: dict[str, Any] = {
     "ConferenceServerInfo": _obj(required=("ext", "did", "subject", "body", "meeting"),
                                  ext=_S, did=_S, subject=_S, body=_S, meeting=_S),
 }
+
+# --- the event stream (docs/events.md): GET /events data and webhook bodies -------------------
+
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_SIDE: dict[str, Any] = {"enum": ["local", "remote"]}
+_CALL_KEYS = ("callId", "callUUID", "globalCallId", "direction", "localNumber", "localName", "remoteNumber",
+              "remoteName", "startTime", "answerTime")
+
+
+def _with_call(*, required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:
+    return {"allOf": [_ref("CallEventData"), _obj(required=required, **props)]}
+
+
+def _event_name(event_type: str) -> str:
+    """``call.ringing`` -> ``CallRingingEvent``."""
+    return "".join(part.capitalize() for part in event_type.split(".")) + "Event"
+
+
+EVENT_DATA: dict[str, str] = {
+    "call.ringing": "CallEventData", "call.dialing": "CallEventData", "call.answered": "CallEventData",
+    "call.held": "CallHoldData", "call.resumed": "CallHoldData", "call.transferred": "CallTransferredData",
+    "call.ended": "CallEndedData", "voicemail.new": "VoicemailNewData", "voicemail.read": "VoicemailReadData",
+    "presence.changed": "PresenceChangedData", "contacts.changed": "ContactsChangedData",
+}
+EVENT_SCHEMAS: dict[str, Any] = {
+    "EventEnvelope": {**_obj(required=("id", "type", "time", "user", "data"),
+                             id={"type": "integer", "minimum": 1, "maximum": 2**53 - 1,
+                                 "description": "increases per user (docs/events.md, Ids)"},
+                             type={"enum": list(EVENT_DATA)}, time=_TIME, user=_S, data={"type": "object"}),
+                      "description": "One event of the normalised stream: SSE `data:` and webhook body"},
+    "CallEventData": _obj(required=_CALL_KEYS, callId=_I, callUUID={"type": "string", "format": "uuid"},
+                          globalCallId=_S, direction={"enum": ["incoming", "outgoing"]}, localNumber=_S,
+                          localName=_S, remoteNumber=_S, remoteName=_S, startTime=_TIME,
+                          answerTime={**_TIME, "type": ["string", "null"]}),
+    "CallHoldData": _with_call(required=("by",), by=_SIDE),
+    "CallTransferredData": _with_call(required=("by", "transferredTo"), by=_SIDE, transferredTo=_S),
+    "CallEndedData": _with_call(
+        required=("endTime", "duration", "missed", "reason", "cause"), endTime=_TIME,
+        duration={"type": "number", "minimum": 0}, missed=_B,
+        reason={"enum": ["hangup", "transferred", "diverted", "answered-elsewhere", "failed"]}, cause=_S,
+        endedBy=_SIDE, divertedTo=_S, answeredBy=_S),
+    "VoicemailNewData": _obj(required=("mailId", "mediaType", "from", "fromName", "callerName", "to", "gcid",
+                                       "received", "duration", "urgent", "private", "note"),
+                             **{"mailId": _S, "mediaType": _S, "from": _S, "fromName": _S, "callerName": _S,
+                                "to": _S, "gcid": _S, "received": {**_TIME, "type": ["string", "null"]},
+                                "duration": _I, "urgent": _B, "private": _B, "note": _S}),
+    "VoicemailReadData": _obj(required=("mailId", "mediaType"), mailId=_S, mediaType=_S),
+    "PresenceChangedData": _obj(required=("userId", "self", "status", "mxStatus", "note"), userId=_I,
+                                self=_B, status=_S, mxStatus={"type": "array", "items": _S}, note=_S),
+    "ContactsChangedData": _obj(
+        required=("change", "userId", "contact"), change={"enum": ["add", "update", "delete"]}, userId=_I,
+        contact={"oneOf": [{"type": "null"}, _obj(
+            required=("jid", "ext", "firstName", "lastName", "email", "cellPhone", "homePhone", "did"),
+            jid=_I, ext=_S, firstName=_S, lastName=_S, email=_S, cellPhone=_S, homePhone=_S, did=_S)]}),
+}
+for _type, _data in EVENT_DATA.items():
+    EVENT_SCHEMAS[_event_name(_type)] = {"allOf": [_ref("EventEnvelope"), _obj(
+        type={"const": _type}, data=_ref(_data))]}
+EVENT_SCHEMAS["Event"] = {"oneOf": [_ref(_event_name(t)) for t in EVENT_DATA],
+                          "description": "Any event of the stream (docs/events.md); `type` tells which"}
+SCHEMAS.update(EVENT_SCHEMAS)
+
 for _name in BODIES:
     SCHEMAS[_name] = _body_schema(_name, form=False)
     SCHEMAS[_name + "Form"] = _body_schema(_name, form=True)

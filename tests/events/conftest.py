@@ -109,3 +109,31 @@ async def events_env(start_simulator: Any, store: Store) -> AsyncIterator[Events
 
 
 __all__ = ["ALICE", "BOB", "CALLER", "CALLER_NAME", "CAROL", "EXT", "EventsEnv", "EventsConfig"]
+
+
+async def every_type(env: EventsEnv) -> list[Event]:
+    """A session of alice that produces every event type at least once; her events."""
+    view = await env.sign_in(ALICE)
+    await env.sign_in(BOB)
+    call_id = await env.incoming(ALICE)
+    await env.wait_for(ALICE, "call.ringing")
+    await view.mx.answer_call(call_id, EXT[ALICE])
+    await env.wait_for(ALICE, "call.answered")
+    await view.mx.hold_call(call_id, EXT[ALICE])
+    await env.wait_for(ALICE, "call.held")
+    await view.mx.retrieve_call(call_id, EXT[ALICE])
+    await env.wait_for(ALICE, "call.resumed")
+    await view.mx.transfer_call(call_id, EXT[ALICE], EXT[BOB])
+    await env.wait_for(ALICE, "call.ended")
+    made = await view.mx.make_call(EXT[ALICE], "5550199")
+    await env.wait_for(ALICE, "call.dialing")
+    await env.post(f"/calls/{made.call_id}/answer")
+    await env.post(f"/calls/{made.call_id}/hangup")
+    await env.wait_for(ALICE, "call.ended", 2)
+    mail = await env.post("/voicemails", {"ext": EXT[ALICE], "from": CALLER, "name": CALLER_NAME, "duration": 7})
+    await env.wait_for(ALICE, "voicemail.new")
+    env.bus.voicemail_read(ALICE, str(mail["mailId"]))
+    await env.post("/directory", {"ext": "250", "firstName": "Dora", "lastName": "Dunn"})
+    await env.wait_for(ALICE, "contacts.changed")
+    await env.settle(ALICE)
+    return list(env.seen[ALICE])
