@@ -21,7 +21,8 @@ from mxproxy.webhooks.subscriptions import Subscriptions
 
 log = logging.getLogger("mxproxy.webhooks")
 
-#: call transitions that happen once per call: their (webhook, user, type, call) is unique
+#: call transitions that happen once per call: without an ``Event.key`` their (webhook, user,
+#: type, call) is unique
 ONCE_PER_CALL = frozenset({"call.ringing", "call.dialing", "call.answered", "call.ended"})
 BATCH = 500
 #: between two write attempts while the store is unreachable
@@ -31,12 +32,17 @@ DROP_LOG_EVERY = 60.0
 
 
 def ordering(event: Any) -> tuple[str, str | None]:
-    """(ordering key, once-per-call transition key) of an event: a call's events queue behind
-    each other, other events behind the user's."""
+    """(ordering key, transition key) of an event: a call's events queue behind each other,
+    other events behind the user's. The transition key is ``Event.key`` (docs/events.md: the
+    same on every instance that saw the transition, e.g. ``call.held:<callUUID>:2``); for an
+    event without one, the call UUID of a once-per-call transition."""
     call = event.data.get("callUUID") if event.type.startswith("call.") else None
+    transition = getattr(event, "key", "") or None
     if call:
-        return f"call:{call}", (str(call) if event.type in ONCE_PER_CALL else None)
-    return f"user:{event.user}", None
+        if transition is None and event.type in ONCE_PER_CALL:
+            transition = str(call)
+        return f"call:{call}", transition
+    return f"user:{event.user}", transition
 
 
 class OutboxWriter:

@@ -220,3 +220,19 @@ async def test_events_wait_in_memory_while_the_store_is_unreachable_and_are_stor
     await rig.receiver.wait_for(2)
     assert rig.receiver.types() == ["call.ringing", "call.ended"]
     assert len(await rig.store.list_deliveries(hook.id)) == 2
+
+
+def test_the_transition_key_is_the_events_key_else_the_call_for_a_once_per_call_type() -> None:
+    from types import SimpleNamespace
+
+    from mxproxy.webhooks.outbox import ordering
+
+    def ev(kind: str, key: str = "", **data: str) -> SimpleNamespace:
+        return SimpleNamespace(type=kind, user="alice", data=data, key=key)
+
+    assert ordering(ev("call.held", "call.held:c-9:2", callUUID="c-9")) == ("call:c-9", "call.held:c-9:2")
+    assert ordering(ev("call.ringing", callUUID="c-9")) == ("call:c-9", "c-9")  # no key: the call
+    assert ordering(ev("call.held", callUUID="c-9")) == ("call:c-9", None)  # may repeat: no key
+    assert ordering(ev("voicemail.new", "voicemail.new:alice:VoiceMail:m1", mailId="m1")) == (
+        "user:alice", "voicemail.new:alice:VoiceMail:m1")
+    assert ordering(ev("presence.changed")) == ("user:alice", None)
