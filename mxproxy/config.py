@@ -390,6 +390,20 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class SSEConfig:
+    """``[sse]``: the live event stream ``GET /events`` (mxproxy/api/events.py); off by default."""
+
+    enabled: bool = False
+    max_per_user: int = 5  # open streams of one user (all on the user's owner in a cluster); beyond: 429
+    max_streams: int = 1000  # open streams on this instance, forwarded ones included; beyond: 429
+    heartbeat: float = 15.0  # a comment line after this long without a write (proxies, dead peers)
+    queue_size: int = 256  # events waiting for one slow reader; beyond: the stream ends ("overflow")
+    write_timeout: float = 30.0  # one write blocked this long (a reader that stopped reading): cut
+    retry: float = 2.0  # the reconnection delay sent to EventSource clients (`retry:`)
+    max_duration: float = 0.0  # a stream ends ("max duration") after this long; 0 = only when told
+
+
+@dataclass(frozen=True)
 class WebhooksConfig:
     """``[webhooks]``: signed deliveries of events to subscribed URLs (docs/webhooks.md)."""
 
@@ -440,6 +454,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    sse: SSEConfig = field(default_factory=SSEConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -604,6 +619,23 @@ def _signin(s: _Section) -> SignInLimitsConfig:
         storage=storage,
         storage_prefix=s.string("storagePrefix", SignInLimitsConfig.storage_prefix) or SignInLimitsConfig.storage_prefix,
     )
+def _sse(s: _Section) -> SSEConfig:
+    d = SSEConfig
+    cfg = SSEConfig(
+        enabled=s.boolean("enabled", d.enabled),
+        max_per_user=s.integer("maxPerUser", d.max_per_user, minimum=1),
+        max_streams=s.integer("maxStreams", d.max_streams, minimum=1),
+        heartbeat=s.duration("heartbeat", d.heartbeat),
+        queue_size=s.integer("queueSize", d.queue_size, minimum=1),
+        write_timeout=s.duration("writeTimeout", d.write_timeout),
+        retry=s.duration("retry", d.retry),
+        max_duration=s.duration("maxDuration", d.max_duration, positive=False),
+    )
+    if cfg.max_per_user > cfg.max_streams:
+        raise ConfigError(f"{s.key('maxPerUser')}: must not be more than sse.maxStreams")
+    return cfg
+
+
 def _cluster(s: _Section) -> ClusterConfig:
     advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
     if advertise is not None:
@@ -743,6 +775,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     cluster_cfg = _cluster(root.table("cluster"))
     webhooks_cfg = _webhooks(root.table("webhooks"))
     events_cfg = _events(root.table("events"))
+    sse_cfg = _sse(root.table("sse"))
 
     log_s = root.table("log")
     log_format = log_s.string("format", "text")
@@ -767,6 +800,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         cluster=cluster_cfg,
         webhooks=webhooks_cfg,
         events=events_cfg,
+        sse=sse_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg

@@ -41,6 +41,8 @@ WILDCARDS = (ALL_INTERFACES, "::", "")
 GRACEFUL_SHUTDOWN_SECONDS = 10
 # Bound on the MX logouts at shutdown so a hung MX cannot keep the process alive.
 SESSIONS_STOP_SECONDS = 15.0
+# How long the open event streams get to write their end at shutdown (a reader that takes none is cut).
+STREAMS_END_SECONDS = 2.0
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILED = 1
@@ -418,7 +420,10 @@ class ProxyServer:
             metrics=self.metrics, signin_limits=self.signin_limits, forwarder=self.forwarder,
             events=self.events,
         )
-        await self._public.start(create_app(self.context))
+        public_app = create_app(self.context)
+        if self.context.streams is not None:  # [sse] enabled
+            self.metrics.watch_streams(self.context.streams)
+        await self._public.start(public_app)
         if self._admin is not None:
             admin_app = self._admin_app()
             if admin_app is None:
@@ -501,6 +506,7 @@ class ProxyServer:
         self._stopping = True
         try:
             await self._hand_over()
+            await self._end_streams()
             servers = [s for s in (self._public, self._admin) if s is not None]
             for server in servers:
                 server.request_stop()
@@ -521,6 +527,19 @@ class ProxyServer:
             log.error("cluster handover did not finish within %.0fs", SESSIONS_STOP_SECONDS)
         except Exception:
             log.exception("cluster handover failed")
+
+    async def _end_streams(self) -> None:
+        """``GET /events``: every stream served here writes ``event: end`` (``shutdown``; after a
+        cluster handover the bus already said ``moved``) and every relayed one ends, before the
+        servers wait for in-flight requests: an open stream would hold the shutdown for its whole
+        graceful period."""
+        streams = self.context.streams if self.context is not None else None
+        if streams is None:
+            return
+        streams.stop()
+        if self.forwarder is not None:
+            await self.forwarder.close_streams()
+        await streams.drain(STREAMS_END_SECONDS)
 
     async def _close_parts(self) -> None:
         if self.sessions is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mxproxy.api.events import StreamHub
     from mxproxy.api.forwarding import Forwarder
     from mxproxy.auth.azure import AzureADValidator
     from mxproxy.auth.signin_limits import SignInLimiter
@@ -32,3 +33,4 @@ class ApiContext:
     signin_limits: SignInLimiter | None = None  # None: [signin] enabled = false
     forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there
     events: EventBus | None = None  # the normalised event stream (ProxyServer.events)
+    streams: StreamHub | None = None  # [sse] enabled: the open GET /events streams (create_app makes it)
