@@ -84,7 +84,7 @@ host = "127.0.0.1:{sim_port}"
     def start(self, profile: str | None = None) -> None:
         import subprocess
 
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE", "INSTANCE_ID")}
         # --profile DIR: each instance under bench/sampler.py, written to DIR/<name>.txt at its (SIGTERM) exit
         command = [sys.executable, str(Path(__file__).with_name("sampler.py")), f"{profile}/{self.name}.txt", "-m", "mxproxy"] \
             if profile else [MXPROXY]

@@ -128,7 +128,7 @@ host = "127.0.0.1:{self.sim.port}"
         config = self._write_config(name, port, admin_port, instance_id=instance_id, fcm_send_url=fcm_send_url)
         instance = Instance(name, port, admin_port, config)
         instance.log = self.tmp / f"{name}.stderr"
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE", "INSTANCE_ID")}
         with instance.log.open("ab") as err:
             instance.proc = await asyncio.create_subprocess_exec(
                 MXPROXY, "serve", "--config", str(instance.config), cwd=self.tmp, env=env,
