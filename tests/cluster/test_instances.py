@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.cluster.harness import LEASE_TTL, ClusterRig, wait_for
+from tests.cluster.harness import CLIENT, LEASE_TTL, ClusterRig, wait_for
 from tests.cluster.test_cluster import TAKEOVER, owner_of, ring, sign_in_all
 
 
@@ -145,3 +145,77 @@ async def test_a_push_claimed_by_an_owner_killed_before_sending_is_sent_once_by_
         assert await owner_of(rig, login) == "b"
     finally:
         await hanging.stop()
+
+
+def _free_instance_numbers(count: int) -> list[str]:
+    """Instance names NN whose ports 80NN and 81NN (the template's) are free on this machine."""
+    import socket
+
+    found: list[str] = []
+    for n in range(10, 100):
+        try:
+            for port in (8000 + n, 8100 + n):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        found.append(f"{n:02d}")
+        if len(found) == count:
+            return found
+    raise AssertionError("no free 80NN/81NN port pairs")
+
+
+async def test_two_instances_of_the_systemd_template_form_one_cluster(cluster: Any) -> None:
+    # the template's environment, one shared config (no ports, no log file), DB and key from the
+    # EnvironmentFile: what `systemctl start mxproxy@NN` runs
+    import os
+    import sys
+    from pathlib import Path
+
+    from tests.test_contrib import _instance_environment
+
+    rig: ClusterRig = await cluster(users=4)
+    shared = rig.tmp / "shared.toml"
+    shared.write_text("\n".join(
+        line for line in rig._write_config("shared", 1, 2).read_text().splitlines()
+        if not line.startswith(("port =", "admin =", "db =", "storeKey =", "instanceId =", "logName ="))
+    ).replace("[apps]", 'logName = ""\n[apps]', 1))
+    numbers = _free_instance_numbers(2)
+    procs = []
+    try:
+        for number in numbers:
+            env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "ADVERTISE", "INSTANCE_ID")}
+            env.update(_instance_environment(number), DB=rig.dsn, MXPROXY_STORE_KEY="template store key")
+            log = (rig.tmp / f"unit-{number}.stderr").open("wb")
+            procs.append(await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("mxproxy")), "serve", "--config", str(shared), env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log))
+        admins = [f"http://{_instance_environment(n)['ADMIN']}" for n in numbers]
+
+        async def one_cluster() -> bool:
+            for proc, number in zip(procs, numbers):
+                if proc.returncode is not None:
+                    raise AssertionError((rig.tmp / f"unit-{number}.stderr").read_text()[-2000:])
+            try:
+                bodies = [(await rig.client.get(f"{admin}/cluster")).json() for admin in admins]
+            except Exception:  # noqa: BLE001 - not listening yet
+                return False
+            return all(b.get("ready") and len(b["instances"]) == 2 for b in bodies)
+
+        await wait_for(one_cluster, "both template instances are ready members of one cluster", 40)
+        body = (await rig.client.get(f"{admins[0]}/cluster")).json()
+        assert {(i["id"], i["url"]) for i in body["instances"]} == {
+            (_instance_environment(n)["INSTANCE_ID"], f"http://{_instance_environment(n)['PORT']}") for n in numbers}
+        # a user signed in through either port is served through both
+        public = [f"http://{_instance_environment(n)['PORT']}" for n in numbers]
+        login = rig.users[0].login
+        r = await rig.client.post(f"{public[0]}/auth", auth=CLIENT, data={
+            "username": login, "password": f"app-{login}", "grant_type": "password"})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        assert [(await rig.client.get(f"{url}/auth", headers=auth)).status_code for url in public] == [200, 200]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
