@@ -1,8 +1,9 @@
 """Cluster routing of the public API: a request for a user another instance owns goes there.
 
 ``ForwardingMiddleware`` reads the bearer token's subject, asks ``Ownership.route`` and either
-lets the request through, forwards it to the owner (httpx's transport layer, httpcore, one
-keep-alive pool per process) or answers 503 + ``Retry-After`` while the owner is being replaced.
+lets the request through, forwards it to the owner (httpx's transport layer, httpcore's HTTP/1.1
+connections, kept alive in ``forwarding_transport.PeerPool``) or answers 503 + ``Retry-After``
+while the owner is being replaced.
 ``POST /auth`` is forwarded by its handler once the provisioned login is known
 (``ServedElsewhere``). The client sees the owner's status, headers and body, streamed (voicemail
 downloads are not buffered).
@@ -38,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxproxy.api.bodies import MAX_BODY
 from mxproxy.api.errors import error_response
+from mxproxy.api.forwarding_transport import PeerPool
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.store.base import StoreError
 
@@ -69,7 +71,7 @@ HOP_VALUE = str(MAX_HOPS).encode("latin-1")
 MOVING = "the user's mx session is moving to another instance; retry"
 #: What a peer that cannot be reached (or answers garbage) raises: the owner is being replaced.
 UNREACHABLE = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
-               OSError)
+               httpcore.ConnectionNotAvailable, OSError)
 
 
 def cluster_key(store_key: str) -> bytes:
@@ -149,9 +151,8 @@ class Forwarder:
         self.auth = auth
         self.metrics = metrics
         # a peer on the LAN is never reached through an HTTP proxy (no environment is read here)
-        self.pool = httpcore.AsyncConnectionPool(max_connections=max_connections,
-                                                 max_keepalive_connections=max_connections // 2,
-                                                 keepalive_expiry=30.0, retries=0)
+        self.pool = PeerPool(connect_timeout=connect_timeout, max_active=max_connections,
+                             max_idle=max_connections // 2, keepalive_expiry=30.0)
         self._extensions = {"timeout": {"connect": connect_timeout, "pool": connect_timeout,
                                         "read": read_timeout, "write": read_timeout}}
         self._peers: dict[str, _Peer] = {}
@@ -240,7 +241,10 @@ class Forwarder:
             response = StreamingResponse(answer.aiter_stream(), status_code=answer.status,
                                          background=BackgroundTask(answer.aclose))
             response.raw_headers = headers
-            await response(scope, receive, send)  # it notices a client that goes away
+            try:
+                await response(scope, receive, send)  # it notices a client that goes away
+            finally:  # also when the peer breaks off mid-body: the connection slot is given back
+                await answer.aclose()
             return
         try:
             payload = await answer.aread()

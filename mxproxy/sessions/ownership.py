@@ -440,8 +440,11 @@ class Ownership:
         view = self.view
         cached = view.leases.get(login)
         age = asyncio.get_running_loop().time() - view.at
+        # a live owner renews every interval, so a lease read in the last round stays valid until
+        # its expiry as read: routed on that without a store round trip per request (if it moved
+        # meanwhile, the old owner answers 503 + Retry-After, never a wrong answer)
         if cached is not None and cached.instance != self.id and cached.successor is None \
-                and cached.expires_in - age > self.options.lease_ttl / 2 and age < self.options.renew_interval * 1.5:
+                and cached.expires_in - age > self.options.lease_ttl * SAFETY and age < self.options.renew_interval * 1.5:
             member = view.members.get(cached.instance)
             if member is not None and not member.leaving:  # settled: no store round trip
                 return Route(url=member.url, instance=cached.instance)
