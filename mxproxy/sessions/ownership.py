@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from mxproxy.config import ConfigError
@@ -43,25 +44,39 @@ def generated_instance_id() -> str:
     return f"{host}-{secrets.token_hex(3)}"
 
 
+def _pid_space() -> str:
+    """Which pids this process can see: the boot and the pid namespace (containers on one host
+    share a hostname-less view of pids only within their own namespace)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        space = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}-{space}"
+
+
 def process_holder() -> str:
-    """Who runs an instance id: ``host:pid:token`` (the token tells a restarted pid apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """Who runs an instance id: ``host:pid:token:pid-space`` (the token tells a reused pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{_pid_space()}"
 
 
 def holder_is_dead(holder: str) -> bool:
-    """The holder ran on this host and its pid is gone (a crash moments ago): no need to wait
-    for its heartbeat to lapse. Another host's process cannot be checked from here."""
-    host, _, rest = holder.partition(":")
-    pid, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    """The holder ran where this process sees the same pids (same host, boot and pid namespace)
+    and its pid is gone: a crash moments ago, no need to wait for its heartbeat to lapse.
+    Anything else (another host or container, or a pid that exists) cannot be told from here."""
+    parts = holder.split(":")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    host, pid, _, space = parts
+    if host != socket.gethostname() or not space or space != _pid_space() or int(pid) == os.getpid():
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # someone else's process has that pid now: not ours, gone
-        return True
-    return int(pid) == os.getpid()  # our own pid in a stale row: a previous run in this pid
+    except PermissionError:  # another user's process has that pid now
+        return False
+    return False
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,7 @@ async def test_an_instance_id_whose_heartbeat_lapsed_is_taken_over_and_the_pause
     first = await rig.start("a")
     await sign_in_all(rig, devices=False)
     await wait_for(rig.one_session_each, "one MX session per user")
-    rig.signal("a", signal.SIGSTOP)  # alive (its pid exists), silent
-    refused = await rig.start("early", instance_id="a", wait=False)
-    assert refused.proc is not None and await asyncio.wait_for(refused.proc.wait(), 30) == 2
+    rig.signal("a", signal.SIGSTOP)  # alive (its pid exists), silent: only the lapse frees the id
     await asyncio.sleep(LEASE_TTL + 0.5)  # its heartbeat is older than the lease TTL now
     second = await rig.start("a-again", instance_id="a")
     logins = [u.login for u in rig.users]
@@ -219,3 +217,25 @@ async def test_two_instances_of_the_systemd_template_form_one_cluster(cluster: A
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
+
+
+def test_a_holder_is_known_dead_only_for_a_gone_pid_in_this_pid_space() -> None:
+    import os
+    import subprocess
+
+    from mxproxy.sessions.ownership import holder_is_dead, process_holder
+
+    host, pid, token, space = process_holder().split(":")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        assert holder_is_dead(f"{host}:{gone.pid}:{token}:{space}")
+        assert not holder_is_dead(f"{host}:{alive.pid}:{token}:{space}")
+        assert not holder_is_dead(f"{host}:{os.getpid()}:{token}:{space}")  # a container's pid 1 again
+        assert not holder_is_dead(f"{host}:{gone.pid}:{token}:other-namespace")  # another container
+        assert not holder_is_dead(f"other-host:{gone.pid}:{token}:{space}")
+        assert not holder_is_dead("")  # a row written before the holder column
+    finally:
+        alive.kill()
+        alive.wait()
