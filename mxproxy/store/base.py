@@ -286,6 +286,9 @@ class Store(abc.ABC):
         """Claims, younger than ``window`` s, of users whose lease ``instance_id`` now holds,
         made at an older epoch by a claimer that is gone (no heartbeat for ``ttl`` s, or a
         previous process of this very id) and never marked sent: they become this instance's
+        (a claim younger than ``ttl / 2`` is left alone: a claimer that died made its last claims
+        at least 2/3 TTL before its heartbeat lapsed, one that just left gracefully is still
+        finishing its sends)
         claims at its epoch (one statement, so two survivors never both get one), returned as
         (login, item, message) for sending."""
         raise ClusterUnsupported("this store does not keep push claims")

@@ -194,12 +194,13 @@ class ClusterStatements:
             f"""UPDATE {self._claims} AS c SET instance = ?, claimed_at = {now},
                 epoch = (SELECT l.epoch FROM {self._leases} l WHERE l.login = c.login)
             WHERE c.sent_at IS NULL AND c.message IS NOT NULL AND c.claimed_at > {now} - ?
+                AND c.claimed_at <= {now} - ?
                 AND EXISTS (SELECT 1 FROM {self._leases} l WHERE l.login = c.login AND l.instance = ?
                     AND l.expires_at > {now} AND c.epoch < l.epoch)
                 AND (c.instance = ? OR NOT EXISTS (
                     SELECT 1 FROM {self._instances} i WHERE i.id = c.instance AND i.heartbeat_at > {now} - ?))
             RETURNING login, item, message""",
-            instance_id, float(window), instance_id, instance_id, float(ttl),
+            instance_id, float(window), float(ttl) / 2, instance_id, instance_id, float(ttl),
         )
         return [(r["login"], r["item"], r["message"]) for r in found]
 
