@@ -34,7 +34,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import asyncpg
@@ -75,8 +74,6 @@ async def wrk(binary: str, url: str, tokens: list[str], connections: int, second
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed: {out.decode(errors='replace')}")
-    if os.environ.get("BENCH_DEBUG"):
-        print(out.decode(), flush=True)
     return parse(out.decode())
 
 
