@@ -26,10 +26,11 @@ import hashlib
 import hmac
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httpcore
+import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.background import BackgroundTask
@@ -38,13 +39,15 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxproxy.api.bodies import MAX_BODY
-from mxproxy.api.errors import error_response
+from mxproxy.api.errors import ApiError, error_response
 from mxproxy.api.forwarding_transport import PeerPool
+from mxproxy.api.sse import at_frame_boundary, end_frame
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.store.base import StoreError
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
+    from mxproxy.config import SSEConfig
     from mxproxy.metrics import Metrics
 
 log = logging.getLogger("mxproxy.cluster")
@@ -69,6 +72,8 @@ PEER_HEADER_BYTES = PEER_HEADER.encode("latin-1")
 HOP_HEADER_BYTES = HOP_HEADER.encode("latin-1")
 HOP_VALUE = str(MAX_HOPS).encode("latin-1")
 MOVING = "the user's mx session is moving to another instance; retry"
+STREAM_PATH = "/events"  # GET /events (mxproxy.api.events.PATH): relayed on its own pool
+MOVED_REASON = "moved"  # mxproxy.api.events.MOVED
 #: What a peer that cannot be reached (or answers garbage) raises: the owner is being replaced.
 UNREACHABLE = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
                httpcore.ConnectionNotAvailable, OSError)
@@ -160,9 +165,97 @@ class Forwarder:
         self._unreachable = metrics.forwarded_requests.labels("unreachable") if metrics is not None else None
         self.forwarded = 0
         self.failures = 0
+        self.connect_timeout = connect_timeout
+        self._streams: httpx.AsyncClient | None = None
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        await self.close_streams()
+
+    async def close_streams(self) -> None:
+        """End every relayed event stream (shutdown): their connections to the owners close, each
+        relay writes its ``event: end``."""
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            await streams.aclose()
+
+    def stream_client(self, sse: "SSEConfig") -> httpx.AsyncClient:
+        """The pool of relayed event streams (``GET /events``), apart from the request pool: each
+        open stream holds a connection for as long as it lives, and must not take them from the
+        short requests. No time limit but a read one: the owner is never silent for more than two
+        ``[sse] heartbeat`` periods, so three mean the owner is gone. (httpx's client: a stream is
+        set up once and lives long, the per-request cost of the client does not matter here.)"""
+        if self._streams is None:
+            self._streams = httpx.AsyncClient(
+                timeout=httpx.Timeout(None, connect=self.connect_timeout, read=3 * sse.heartbeat + 1.0,
+                                      pool=self.connect_timeout),
+                limits=httpx.Limits(max_connections=sse.max_streams, max_keepalive_connections=20,
+                                    keepalive_expiry=30.0),
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._streams
+
+    async def forward_stream(self, request: Request, base_url: str, sse: "SSEConfig",
+                             release: Callable[[], None]) -> Response:
+        """``GET /events`` of a user another instance owns: the owner's stream relayed as it comes,
+        ended here with ``event: end`` reason ``moved`` when the owner goes away mid-stream (so
+        the client reconnects with Last-Event-ID and reaches the user's next owner). ``release``
+        runs once the relay is over."""
+        try:
+            response = await self._forward_on(self.stream_client(sse), request, base_url)
+        except BaseException:
+            release()
+            raise
+        if not isinstance(response, StreamingResponse):  # an error answer, read whole
+            release()
+            return response
+        response.body_iterator = _relay(response.body_iterator, release)
+        previous = response.background
+
+        async def done() -> None:
+            release()
+            if previous is not None:
+                await previous()
+
+        response.background = BackgroundTask(done)
+        return response
+
+    async def _forward_on(self, pool: httpx.AsyncClient, request: Request, base_url: str) -> Response:
+        """``request`` sent on an httpx client ``pool`` (the event streams'), answer streamed."""
+        started = time.perf_counter()
+        target = _target(request.scope)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        client = request.client.host if request.client else ""
+        if client:
+            headers.append(("x-forwarded-for", client))
+        headers.append((PEER_HEADER, self.auth.sign(request.method, target)))
+        headers.append((HOP_HEADER, "1"))
+        outgoing = pool.build_request(request.method, base_url + target, headers=headers,
+                                      content=_stream(request.receive) if _has_body(request.scope["headers"]) else b"")
+        try:
+            answer = await pool.send(outgoing, stream=True)
+        except httpx.HTTPError as exc:
+            self.failures += 1
+            if self._unreachable is not None:
+                self._unreachable.inc()
+            log.warning("cluster: forwarding %s %s to %s failed: %s", request.method, request.url.path, base_url,
+                        type(exc).__name__)
+            return error_response(503, MOVING, {"Retry-After": "1"})
+        self._observe(started)
+        headers = [(k, v) for k, v in answer.headers.raw if k.lower() not in ANSWER_DROPPED]
+        length = answer.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= BUFFER_LIMIT:
+            try:
+                payload = b"".join([chunk async for chunk in answer.aiter_raw()])
+            finally:
+                await answer.aclose()
+            response: Response = Response(payload, status_code=answer.status_code)
+        else:
+            response = StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
+                                         background=BackgroundTask(answer.aclose))
+        response.raw_headers = headers
+        return response
 
     def _peer(self, base_url: str) -> _Peer:
         peer = self._peers.get(base_url)
@@ -263,6 +356,24 @@ def _small(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
+async def _relay(chunks: AsyncIterator[bytes], release: Callable[[], None]) -> AsyncIterator[bytes]:
+    """An owner's event stream as it arrives; when it breaks off (the owner was killed, paused
+    past the read timeout, cut), an ``event: end`` reason ``moved`` after the last whole frame,
+    so a client reconnects at once instead of seeing an error."""
+    tail = b""
+    try:
+        async for chunk in chunks:
+            if chunk:
+                tail = chunk[-2:] if len(chunk) >= 2 else tail[-1:] + chunk
+                yield chunk
+    except httpx.HTTPError as exc:
+        log.info("cluster: a relayed event stream broke off (%s)", type(exc).__name__)
+        if at_frame_boundary(tail):
+            yield end_frame(MOVED_REASON, None)
+    finally:
+        release()
+
+
 async def _stream(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
@@ -339,7 +450,17 @@ class ForwardingMiddleware:
                 state["cluster_signed_out"] = True  # the routes answer as for a user not signed in
             await self.app(scope, receive, send)
         elif route.url:
-            await forwarder.forward_asgi(scope, receive, send, route.url)
+            streams = ctx.streams
+            if streams is not None and path == STREAM_PATH:
+                try:
+                    release = streams.hop()  # 429 beyond [sse] maxStreams here
+                except ApiError as exc:
+                    await error_response(exc.status, exc.message, exc.headers)(scope, receive, send)
+                    return
+                response = await forwarder.forward_stream(Request(scope, receive), route.url, ctx.config.sse, release)
+                await response(scope, receive, send)
+            else:
+                await forwarder.forward_asgi(scope, receive, send, route.url)
         else:
             await error_response(503, MOVING, {"Retry-After": str(route.retry_after)})(scope, receive, send)
 
