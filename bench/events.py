@@ -22,10 +22,10 @@ Figures, with the targets of issue 13:
 * the longest event-loop stall of the proxy during the calls (target: none over 100 ms);
 * the proxy's CPU per call and per SSE frame written.
 
-* with webhooks (``mxproxy.webhooks`` present; ``--no-webhooks`` leaves them out): one
-  subscription to ``call.*`` for every user, delivered to a receiver in the simulator's process
-  (uvicorn, 204): event → webhook request p50/p99 from the same CSTA stamps (target p99 ≤ 50 ms),
-  each event delivered exactly once.
+* with ``[webhooks] enabled`` in the same run (default; ``--no-webhooks`` leaves it out), one
+  subscription to ``call.*`` for every user, delivered to a receiver in this process (aiohttp on
+  loopback, 204): event → webhook request p50/p99/max, from the same CSTA frame stamp to the
+  request read here (target p99 ≤ 50 ms), and how many arrived (each exactly once).
 """
 
 from __future__ import annotations
@@ -50,13 +50,6 @@ CLIENT = ("benchapp", "bench-app-secret")
 KINDS = {"Delivered": "call.ringing", "Established": "call.answered", "ConnectionCleared": "call.ended"}
 FRAME = re.compile(rb'"type":"(call\.[a-z]+)".*?"callId":(\d+)')
 TARGETS = {"p99ms": 20.0, "rssKiB": 50.0, "stallMs": 100.0, "webhookP99ms": 50.0}
-WEBHOOKS = '[webhooks]\nenabled = true\nallowNetworks = ["127.0.0.0/8"]\n'  # the receiver is on loopback
-
-
-def webhooks_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("mxproxy.webhooks") is not None
 
 
 # --- the simulator process ----------------------------------------------------------------------
@@ -85,10 +78,7 @@ async def _peer(users: int) -> None:
     people = fixture.add_users(users, password="pw")
     sim = Simulator(fixture, host="127.0.0.1", port=0, quirks=Quirks(presence_after_login=False))
     await sim.start()
-    hooks: list[tuple[str, int, int]] = []  # webhook requests: (type, call id, arrival)
-    receiver = await _receiver(hooks)
-    print(json.dumps({"port": sim.port, "users": [{"login": u.login, "ext": u.ext} for u in people],
-                      "receiver": receiver}), flush=True)
+    print(json.dumps({"port": sim.port, "users": [{"login": u.login, "ext": u.ext} for u in people]}), flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -106,7 +96,6 @@ async def _peer(users: int) -> None:
             rate, total, exts = float(cmd["rate"]), int(cmd["count"]), cmd["exts"]
             for kind in stamps.values():
                 kind.clear()
-            hooks.clear()
             tasks = []
             start = loop.time()
             for n in range(total):
@@ -115,56 +104,23 @@ async def _peer(users: int) -> None:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(lifecycle(exts[n % len(exts)])))
             await asyncio.gather(*tasks)
-            seconds = loop.time() - start
             await asyncio.sleep(0.1)
-            if cmd.get("webhooks"):  # until every event was delivered (bounded: a broken run)
-                deadline = loop.time() + 30
-                while len(hooks) < 3 * total and loop.time() < deadline:
-                    await asyncio.sleep(0.05)
-            print(json.dumps({"seconds": seconds, "stamps": stamps, "hooks": hooks}), flush=True)
+            print(json.dumps({"seconds": loop.time() - start, "stamps": stamps}), flush=True)
     await sim.stop()
-
-
-async def _receiver(hooks: list[tuple[str, int, int]]) -> str:
-    """A webhook receiver on loopback answering 204; notes each request's type, call id and arrival."""
-    import uvicorn
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        now = time.time_ns()
-        try:
-            event = json.loads(body)
-            hooks.append((event["type"], int(event["data"]["callId"]), now))
-        except (ValueError, KeyError, TypeError):
-            pass
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/hook"
 
 
 # --- the proxy process --------------------------------------------------------------------------
 
 
-async def _serve(config_path: str) -> None:
+async def _serve(config_path: str, webhook_url: str | None = None) -> None:
     from mxproxy.config import load_config
     from mxproxy.server import ProxyServer
 
     server = ProxyServer(load_config(config_path))
     await server.start()
-    print(json.dumps({"url": server.public_url, "admin": server.admin_url, "pid": os.getpid()}), flush=True)
+    if webhook_url:  # what POST /webhooks on the admin API does
+        await server.webhooks.create(webhook_url, ["call.*"], None)
+    print(json.dumps({"url": server.public_url, "pid": os.getpid()}), flush=True)
     loop = asyncio.get_running_loop()
     worst = [0.0]
 
@@ -215,12 +171,6 @@ async def _serve(config_path: str) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         cmd = json.loads(line)
-        if cmd["op"] == "freeze":  # what start-up does for resumed sessions (freeze_startup_heap)
-            from mxproxy.server import freeze_startup_heap
-
-            freeze_startup_heap()
-            print(json.dumps({"frozen": gc.get_freeze_count()}), flush=True)
-            continue
         if cmd["op"] == "stall":  # the worst stall since the last ask, and the garbage collections
             gen2 = [s for g, s in collections if g == 2]
             print(json.dumps({"stall": worst[0], "stallCpu": worst_cpu[0], "streams": server.context.streams.served,
@@ -279,8 +229,15 @@ class Child:
             self.proc.kill()
 
 
+WEBHOOKS = """
+[webhooks]
+enabled = true
+allowNetworks = ["127.0.0.0/8"]
+"""
+
+
 def write_config(directory: Path, sim_port: int, users: list[dict[str, str]], per_user: int,
-                 max_streams: int, heartbeat: str, webhooks: bool) -> Path:
+                 max_streams: int, heartbeat: str, webhooks: bool = False) -> Path:
     tables = "\n".join(f'[static.users."{u["login"]}"]\npassword = "app-{u["login"]}"\nmxPassword = "pw"\n'
                        for u in users)
     path = directory / "bench.toml"
@@ -290,7 +247,7 @@ logName = "bench.log"
 {CLIENT[0]} = "{CLIENT[1]}"
 [server]
 port = "127.0.0.1:0"
-admin = "{'127.0.0.1:0' if webhooks else 'off'}"
+admin = "off"
 db = "{directory / 'bench.db'}"
 maxConnections = {max_streams + 500}
 [signin]
@@ -343,14 +300,35 @@ class Streams:
             writer.close()
 
 
-async def subscribe(admin: str, receiver: str) -> None:
-    """One webhook subscription to every user's call events (the admin API)."""
-    import httpx
+class Receiver:
+    """The webhook receiver: every request's (type, call id, arrival), answered 204."""
 
-    async with httpx.AsyncClient(base_url=admin, timeout=30.0, trust_env=False) as client:
-        r = await client.post("/webhooks", json={"url": receiver, "events": ["call.*"]})
-        if r.status_code != 201:
-            raise RuntimeError(f"POST /webhooks: {r.status_code} {r.text}")
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[str, int, int]] = []
+        self.runner: Any = None
+        self.url = ""
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            now = time.time_ns()
+            event = json.loads(body)
+            self.arrivals.append((event["type"], int(event["data"]["callId"]), now))
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hook", handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
 
 
 async def sign_in(url: str, logins: list[str], concurrency: int = 40) -> dict[str, str]:
@@ -391,17 +369,18 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
         peer = Child("--peer", str(args.users), cpus=other_cpus)
         users = peer.hello["users"]
-        webhooks = args.webhooks and webhooks_available()
         config = write_config(Path(tmp), peer.hello["port"], users, args.per_user, total_streams + 100,
-                              args.heartbeat, webhooks)
-        proxy = Child("--serve", str(config), cpus=proxy_cpus)
+                              args.heartbeat, webhooks=args.webhooks)
+        receiver = Receiver()
+        if args.webhooks:
+            await receiver.start()
+        proxy = Child("--serve", str(config), *(["--webhook-url", receiver.url] if args.webhooks else []),
+                      cpus=proxy_cpus)
         streams = Streams()
         try:
             started = time.monotonic()
             tokens = await sign_in(proxy.hello["url"], [u["login"] for u in users])
             print(f"signed in {len(tokens)} users in {time.monotonic() - started:.1f}s", flush=True)
-            if webhooks:
-                await subscribe(proxy.hello["admin"], peer.hello["receiver"])
             await asyncio.sleep(2.0)
             before = proxy.rss()
             host, port = proxy.hello["url"].removeprefix("http://").rsplit(":", 1)
@@ -415,14 +394,15 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.wait_for(ready.wait(), 120)
             await asyncio.sleep(3.0)  # idle: what the open streams hold
             after = proxy.rss()
-            if args.freeze:
-                print(f"froze {(await proxy.ask(op='freeze'))['frozen']} objects", flush=True)
             open_here = (await proxy.ask(op="stall"))["streams"]
             count = int(args.rate * args.seconds)
             cpu0 = proxy.cpu()
-            result = await peer.ask(op="calls", rate=args.rate, count=count, exts=[u["ext"] for u in users],
-                                    webhooks=webhooks)
+            result = await peer.ask(op="calls", rate=args.rate, count=count, exts=[u["ext"] for u in users])
             await asyncio.sleep(1.0)
+            if args.webhooks:  # the last deliveries may still be on their way
+                deadline = time.monotonic() + 30
+                while len(receiver.arrivals) < count * 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
             cpu = proxy.cpu() - cpu0
             stalled = await proxy.ask(op="stall")
             stall = stalled["stall"]
@@ -432,6 +412,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.gather(*streams.tasks, return_exceptions=True)
             proxy.stop()
             peer.stop()
+            await receiver.stop()
     stamps: dict[str, dict[str, int]] = result["stamps"]
     latencies: dict[str, list[float]] = {kind: [] for kind in KINDS.values()}
     seen: dict[tuple[str, int], int] = {}
@@ -460,29 +441,26 @@ async def main(args: argparse.Namespace) -> None:
           f"{TARGETS['stallMs']:.0f} ms: {stall * 1000 / TARGETS['stallMs']:.2f}x); garbage collections "
           f"{stalled['collections']}, longest {stalled['gcMax'] * 1000:.1f} ms, full ones {stalled['gen2']} "
           f"(longest {stalled['gen2Max'] * 1000:.1f} ms)")
-    if webhooks:
-        hooked: dict[str, list[float]] = {kind: [] for kind in KINDS.values()}
-        delivered: dict[tuple[str, int], int] = {}
-        for kind, call_id, at in result["hooks"]:
-            delivered[(kind, call_id)] = delivered.get((kind, call_id), 0) + 1
-            sent = stamps.get(kind, {}).get(str(call_id))
-            if sent is not None:
-                hooked[kind].append((at - sent) / 1e6)
-        every_hook = [v for values in hooked.values() for v in values]
-        once = sum(1 for n in delivered.values() if n == 1)
-        hook_p99 = percentile(every_hook, 0.99)
-        print(f"event → webhook request: p50 {percentile(every_hook, 0.5):.2f} ms, p99 {hook_p99:.2f} ms, "
-              f"max {max(every_hook, default=0):.1f} ms (target p99 {TARGETS['webhookP99ms']:.0f} ms: "
-              f"{hook_p99 / TARGETS['webhookP99ms']:.2f}x); {len(result['hooks'])} requests for {count * 3} events, "
-              f"{once} delivered exactly once")
-        for kind, values in hooked.items():
-            print(f"  {kind:14} p50 {percentile(values, 0.5):6.2f} ms  p99 {percentile(values, 0.99):6.2f} ms  "
-                  f"n={len(values)}")
-    else:
-        print("webhooks: not measured (--no-webhooks, or mxproxy.webhooks not installed)")
     print(f"proxy CPU: {cpu:.2f} s for {count} calls: {cpu / count * 1e3:.2f} ms per call, "
           f"{cpu / max(1, len(streams.arrivals)) * 1e6:.0f} µs per SSE frame (MX events, bus, SSE"
-          f"{', webhooks' if webhooks else ''} all included)")
+          f"{', webhooks' if args.webhooks else ''} all included)")
+    if args.webhooks:
+        hooks: dict[str, list[float]] = {kind: [] for kind in KINDS.values()}
+        delivered: dict[tuple[str, int], int] = {}
+        for kind, call_id, at in receiver.arrivals:
+            sent = stamps.get(kind, {}).get(str(call_id))
+            delivered[(kind, call_id)] = delivered.get((kind, call_id), 0) + 1
+            if sent is not None:
+                hooks[kind].append((at - sent) / 1e6)
+        all_hooks = [v for values in hooks.values() for v in values]
+        once = sum(1 for n in delivered.values() if n == 1)
+        hp99 = percentile(all_hooks, 0.99)
+        print(f"event → webhook request: {len(receiver.arrivals)} of {count * 3} ({once} exactly once); "
+              f"p50 {percentile(all_hooks, 0.5):.2f} ms, p99 {hp99:.2f} ms, max {max(all_hooks, default=0):.1f} ms "
+              f"(target p99 {TARGETS['webhookP99ms']:.0f} ms: {hp99 / TARGETS['webhookP99ms']:.2f}x)")
+        for kind, values in hooks.items():
+            print(f"  {kind:14} p50 {percentile(values, 0.5):6.2f} ms  p99 {percentile(values, 0.99):6.2f} ms  "
+                  f"n={len(values)}")
 
 
 if __name__ == "__main__":
@@ -492,13 +470,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0, help="calls per second (3 events each)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--heartbeat", default="15s", help="[sse] heartbeat of the proxy")
-    parser.add_argument("--freeze", action="store_true",
-                        help="freeze the proxy's heap once the streams are open (as start-up does for the "
-                             "sessions it resumes), before the calls")
-    parser.add_argument("--no-webhooks", dest="webhooks", action="store_false",
-                        help="no webhook subscription (SSE alone)")
     parser.add_argument("--peer", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--webhook-url", help=argparse.SUPPRESS)
+    parser.add_argument("--no-webhooks", dest="webhooks", action="store_false",
+                        help="leave [webhooks] out (SSE only)")
     args = parser.parse_args()
     from mxproxy import runtime
 
@@ -512,10 +488,10 @@ if __name__ == "__main__":
 
             async def debugged() -> None:
                 asyncio.get_running_loop().slow_callback_duration = 0.05
-                await _serve(args.serve)
+                await _serve(args.serve, args.webhook_url)
 
             asyncio.run(debugged(), debug=True)
         else:
-            runtime.run(_serve(args.serve))
+            runtime.run(_serve(args.serve, args.webhook_url))
     else:
         asyncio.run(main(args))
