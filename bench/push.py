@@ -62,7 +62,7 @@ from mxproxy.connectors.registry import create_connector
 from mxproxy.metrics import Metrics
 from mxproxy.push.apns import ApnsSender
 from mxproxy.push.fcm import FCM_SCOPE, FcmSender
-from mxproxy.server import freeze_startup_heap
+from mxproxy.heap import freeze_startup_heap
 from mxproxy.sessions import SessionManager
 from mxproxy.store.base import DeviceToken, UserRecord
 from mxproxy.store.sqlite import SQLiteStore

@@ -25,6 +25,7 @@ import uvicorn
 
 from mxproxy import runtime
 from mxproxy.config import Config, ConfigError, ServerConfig, load_config
+from mxproxy.heap import Counts, HeapFreezer, freeze_startup_heap
 from mxproxy.logs import RedactingFilter, configure_logging, redact, set_instance
 from mxproxy.store import is_postgres_url
 from mxproxy.store.base import StoreError
@@ -257,18 +258,6 @@ def _push_topics(config: Config, push: Any) -> Any:
     return PushTopics.of(apn=apn, fcm=config.voip.fcm.keys())
 
 
-def freeze_startup_heap() -> None:
-    """Move everything alive after start-up (modules, config, resumed MX sessions) out of the
-    garbage collector's reach.
-
-    With a few hundred sessions, a full (generation 2) collection walks every one of their objects:
-    ~60 ms with the event loop stopped, which showed up as the p99 of push latency
-    (docs/benchmarks.md). Frozen objects are not scanned; later collections only walk what was
-    created since. ``gc.collect()`` first, so only live objects are frozen."""
-    gc.collect()
-    gc.freeze()
-
-
 class ProxyServer:
     """Builds the real parts from a Config and serves them; ``start``/``stop`` are the whole API."""
 
@@ -298,6 +287,7 @@ class ProxyServer:
         self.provisioner: Any = None
         self.connector: Any = None
         self.sessions: Any = None
+        self.heap: HeapFreezer | None = None
         self.push: Any = None
         self.metrics: Any = None
         self.context: Any = None
@@ -433,6 +423,19 @@ class ProxyServer:
             else:
                 await self._admin.start(admin_app)
         freeze_startup_heap()
+        self.heap = HeapFreezer(self._long_lived_counts)
+        self.heap.start()
+
+    def _long_lived_counts(self) -> Counts:
+        """Sessions and event streams: what lives as long as a user stays (mxproxy/heap.py)."""
+        made = ended = 0
+        if self.sessions is not None:
+            made, ended = self.sessions.stats.logins_ok, self.sessions.stats.sessions_ended
+        streams = self.context.streams if self.context is not None else None
+        if streams is not None:
+            made += streams.opened
+            ended += sum(streams.ended.values())
+        return Counts(made, ended)
 
     def _ownership(self) -> Any:
         """Cluster mode when the store is shared (PostgreSQL): this instance's membership."""
@@ -506,6 +509,8 @@ class ProxyServer:
             return
         self._stopping = True
         try:
+            if self.heap is not None:
+                await self.heap.stop()
             await self._hand_over()
             await self._end_streams()
             servers = [s for s in (self._public, self._admin) if s is not None]
