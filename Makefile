@@ -16,7 +16,7 @@ demo: install
 	$(VENV)/bin/mxproxy demo
 
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto
 
 # Every benchmark in turn (a few minutes; figures and what they mean: docs/benchmarks.md).
 bench: install
