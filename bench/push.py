@@ -550,7 +550,8 @@ def ms(values: list[int], p: float) -> str:
 
 def print_phases(phases: list[Phase]) -> None:
     head = (f"{'phase':<16}{'events':>7}{'sent/s':>8}{'APNs/s':>8}{'FCM/s':>8}  {'APNs p50/p99 ms':>16}"
-            f"  {'FCM p50/p99 ms':>15}{'cold':>5}  {'lag max/p99 ms':>15}{'stalls':>7}{'CPU':>6}{'loop':>6}{'peer':>6}{'lost':>6}")
+            f"  {'FCM p50/p99 ms':>15}{'cold':>5}  {'lag max/p99 ms':>15}{'stalls':>7}{'CPU':>6}{'loop':>6}{'peer':>6}{'lost':>6}"
+            f"{'µs/push':>9}")
     print(head)
     print("-" * len(head))
     for p in phases:
@@ -560,7 +561,7 @@ def print_phases(phases: list[Phase]) -> None:
               f"  {ms(p.apns['warm'], 50) + ' / ' + ms(p.apns['warm'], 99):>16}"
               f"  {ms(p.fcm['warm'], 50) + ' / ' + ms(p.fcm['warm'], 99):>15}{cold:>5}"
               f"  {f'{p.lag_max:.1f} / {p.lag_p99:.1f}':>15}{p.stalls:>7}{p.cpu:>6.0%}{p.loop_cpu:>6.0%}{p.peer_cpu:>6.0%}"
-              f"{p.missing + p.dropped:>6}")
+              f"{p.missing + p.dropped:>6}{p.cpu_per_push:>9.0f}")
 
 
 async def run(args: argparse.Namespace) -> None:
