@@ -26,6 +26,7 @@ bench: install
 	$(PY) bench/push.py
 	$(PY) bench/resume.py --n 1000 --n 10000
 	$(PY) bench/import.py
+	$(PY) bench/events.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
