@@ -427,7 +427,8 @@ class PushDispatcher:
 
     def _ext(self, login: str) -> str:
         """The user's extension from their MX login info (kept when the session is gone)."""
-        ext = self.sessions.extension(login)
+        info = self.sessions.login_info(login)  # not ``describe``: that builds the admin view per event
+        ext = str(info.extension or "") if info is not None else ""
         if ext:
             self._exts[login] = ext
             return ext

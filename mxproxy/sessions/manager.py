@@ -315,13 +315,6 @@ class SessionManager:
             **({"instance": self.ownership.id} if self.ownership is not None else {}),
         }
 
-    def extension(self, login: str) -> str:
-        """The user's extension from their MX login info, "" when unknown (the push path asks
-        per event: ``describe`` would build the whole admin view for it)."""
-        owner = self._owners.get(login)
-        info = owner.info if owner is not None else None
-        return str(info.extension or "") if info is not None else ""
-
     def logins(self) -> list[str]:
         """Every login with an owner (any state)."""
         return sorted(self._owners)
