@@ -20,6 +20,7 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from mxproxy.api.events import StreamHub
+    from mxproxy.events.bus import EventBus
     from mxproxy.sessions import SessionManager
     from mxproxy.sessions.ownership import Ownership
 
@@ -97,6 +98,10 @@ class Metrics:
     def watch_sessions(self, sessions: "SessionManager") -> None:
         """Export ``sessions.stats`` (live sessions, reconnects, logins…) at scrape time."""
         self.registry.register(SessionStatsCollector(lambda: sessions.stats.as_dict()))
+
+    def watch_events(self, bus: "EventBus") -> None:
+        """Export the event bus's counters (``bus.stats()``) at scrape time."""
+        self.registry.register(EventStatsCollector(bus.stats))
 
     def watch_streams(self, streams: "StreamHub") -> None:
         """Export the open ``GET /events`` streams and why streams ended (``[sse] enabled``)."""
@@ -248,6 +253,21 @@ class ClusterStatsCollector(StatsCollector):
         "takeovers": "User leases taken over from another instance (lapsed or handed over)",
         "leases_lost": "User leases this instance lost (moved or lapsed)",
         "fenced_pushes": "Pushes not sent because this instance no longer held the user's lease",
+    }
+
+
+class EventStatsCollector(StatsCollector):
+    """Reads the event bus's counters when Prometheus scrapes (docs/events.md)."""
+
+    GAUGE_PREFIX = "mxproxy_events_"
+    COUNTER_PREFIX = "mxproxy_events_"
+    GAUGES = {
+        "users": "Users with event history on this instance",
+        "subscriptions": "Open event subscriptions (SSE streams, webhook writers)",
+    }
+    COUNTERS = {
+        "published": "Normalised events published",
+        "sink_errors": "Event subscribers that raised",
     }
 
 

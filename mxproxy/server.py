@@ -396,6 +396,7 @@ class ProxyServer:
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
         self.events.bind(self.sessions)
+        self.metrics.watch_events(self.events)
         if ownership is not None:
             set_instance(ownership.id)  # the "instance" field of JSON log lines
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
