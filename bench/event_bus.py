@@ -100,7 +100,8 @@ async def main() -> None:
         base = best["unchanged config"]
         print(f"{load_average()}; {args.calls} calls x 5 events per figure, best of {args.rounds}")
         for name, value in best.items():
-            print(f"{name:18s} {value * 1e6:7.2f} µs CPU per MX event  ({value / base:.2f}x, +{(value - base) * 1e6:.2f} µs)")
+            print(f"{name:18s} {value * 1e6:7.2f} µs CPU per MX event  "
+                  f"({value / base:.2f}x, +{(value - base) * 1e6:.2f} µs)")
         await manager.stop()
         await connector.aclose()
         await store.close()

@@ -85,6 +85,29 @@ class Metrics:
             registry=r,
         )
 
+        # webhooks (docs/webhooks.md, "Metrics")
+        self.webhook_deliveries = Counter(
+            "mxproxy_webhook_deliveries", "Webhook delivery attempts by result (delivered, retry, failed = parked)",
+            ["result"], registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "mxproxy_webhook_delivery_seconds", "Time from the event to the receiver's 2xx, first attempts",
+            buckets=PUSH_BUCKETS, registry=r,
+        )
+        self.webhook_outbox_depth = Gauge(
+            "mxproxy_webhook_outbox_depth", "Deliveries pending or being delivered, every endpoint", registry=r
+        )
+        self.webhook_disabled_endpoints = Gauge(
+            "mxproxy_webhook_disabled_endpoints", "Webhook endpoints disabled (by failures or an operator)", registry=r
+        )
+        self.webhook_endpoints_disabled = Counter(
+            "mxproxy_webhook_endpoints_disabled", "Webhook endpoints disabled after failing disableAfter times in a row",
+            registry=r,
+        )
+        self.webhook_dropped = Counter(
+            "mxproxy_webhook_dropped", "Webhook deliveries not stored (outbox queue full)", ["reason"], registry=r
+        )
+
     def watch_cluster(self, ownership: "Ownership") -> None:
         """Export the lease rounds' counters (``ownership.stats``) and the leases held."""
         def read() -> dict[str, float]:

@@ -210,12 +210,20 @@ def test_zero_cache_ttl_means_no_cache(key: str) -> None:
 
 def test_cluster_table_is_typed_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ADVERTISE", raising=False)
+    monkeypatch.delenv("INSTANCE_ID", raising=False)
     assert parse_config({"apps": {"c": "s"}}).cluster.lease_ttl == 15.0
     cfg = parse_config({"apps": {"c": "s"}, "cluster": {
         "advertise": "http://10.0.0.5:8000/", "leaseTTL": "5s", "instanceId": "mx-a"}})
     assert (cfg.cluster.advertise, cfg.cluster.lease_ttl, cfg.cluster.instance_id) == ("http://10.0.0.5:8000", 5.0, "mx-a")
     monkeypatch.setenv("ADVERTISE", "https://proxy-b.internal:8443")
     assert parse_config({"apps": {"c": "s"}}).cluster.advertise == "https://proxy-b.internal:8443"
+    assert parse_config({"apps": {"c": "s"}, "cluster": {"advertise": "http://10.0.0.5:8000"}}).cluster.advertise \
+        == "https://proxy-b.internal:8443"
+    monkeypatch.setenv("INSTANCE_ID", "host-02")  # one config file, one id per systemd instance
+    assert parse_config({"apps": {"c": "s"}, "cluster": {"instanceId": "mx-a"}}).cluster.instance_id == "host-02"
+    monkeypatch.setenv("INSTANCE_ID", "a b")
+    with pytest.raises(ConfigError, match=r"cluster\.instanceId"):
+        parse_config({"apps": {"c": "s"}})
 
 
 @pytest.mark.parametrize(
@@ -230,5 +238,35 @@ def test_cluster_table_is_typed_with_defaults(monkeypatch: pytest.MonkeyPatch) -
 )
 def test_bad_cluster_values_name_the_key(monkeypatch: pytest.MonkeyPatch, cluster: dict, key: str) -> None:
     monkeypatch.delenv("ADVERTISE", raising=False)
+    monkeypatch.delenv("INSTANCE_ID", raising=False)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config({"apps": {"c": "s"}, "cluster": cluster})
+
+
+def test_webhooks_are_off_by_default_and_typed() -> None:
+    default = parse_config({"apps": {"c": "s"}}).webhooks
+    assert not default.enabled and default.allow_networks == () and default.retry_for == 24 * 3600.0
+    cfg = parse_config({"apps": {"c": "s"}, "webhooks": {
+        "enabled": True, "allowNetworks": ["127.0.0.0/8", "::1"], "retryFor": "1h", "retryMin": "100ms",
+        "retryMax": "1s", "timeout": "2s", "claimTTL": "5s", "disableAfter": 3}}).webhooks
+    assert (cfg.enabled, cfg.allow_networks, cfg.retry_for, cfg.retry_min, cfg.retry_max, cfg.disable_after) == (
+        True, ("127.0.0.0/8", "::1"), 3600.0, 0.1, 1.0, 3)
+
+
+@pytest.mark.parametrize(
+    ("webhooks", "key"),
+    [
+        ({"enabled": "yes"}, "webhooks.enabled"),
+        ({"allowNetworks": ["localhost"]}, "webhooks.allowNetworks"),
+        ({"retryFor": "forever"}, "webhooks.retryFor"),
+        ({"retryMin": "10s", "retryMax": "1s"}, "webhooks.retryMax"),
+        ({"timeout": "30s", "claimTTL": "10s"}, "webhooks.claimTTL"),
+        ({"disableAfter": -1}, "webhooks.disableAfter"),
+        ({"concurrency": 0}, "webhooks.concurrency"),
+        ({"caFile": "/nonexistent/ca.pem"}, "webhooks.caFile"),
+        ({"retryfor": "1h"}, "webhooks.retryfor"),
+    ],
+)
+def test_bad_webhooks_values_name_the_key(webhooks: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"apps": {"c": "s"}, "webhooks": webhooks})

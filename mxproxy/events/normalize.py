@@ -361,7 +361,8 @@ class UserNormalizer:
     def _address_book(self, event: AddressBookChanged, ext: str, user_id: int) -> list[Raw]:
         now = self.clock()
         identity = (event.kind, event.user_id, event.contact)
-        if self.last_contact is not None and self.last_contact[0] == identity and now - self.last_contact[1] < CONTACT_REPEAT:
+        last = self.last_contact
+        if last is not None and last[0] == identity and now - last[1] < CONTACT_REPEAT:
             return []
         self.last_contact = (identity, now)
         data = {"change": event.kind, "userId": event.user_id, "contact": _contact(event.contact)}

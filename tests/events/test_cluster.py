@@ -34,8 +34,9 @@ class Node:
         self.connector = create_connector(mx_config())
         self.ownership = Ownership(self.store, ClusterOptions(instance_id=name, url=f"http://{name}.invalid",
                                                               lease_ttl=2.0))
-        self.manager = SessionManager(self.connector, self.store, config, ownership=self.ownership, options=SessionOptions(
-            reconnect_min=0.05, reconnect_max=0.2, jitter=0.0, resume_wait=10.0, sign_in_wait=10.0, stop_timeout=5.0))
+        options = SessionOptions(reconnect_min=0.05, reconnect_max=0.2, jitter=0.0, resume_wait=10.0,
+                                 sign_in_wait=10.0, stop_timeout=5.0)
+        self.manager = SessionManager(self.connector, self.store, config, ownership=self.ownership, options=options)
         self.bus = EventBus(config.events)
         self.bus.bind(self.manager)
         self.stopped = False

@@ -26,9 +26,11 @@ from mxproxy.events.normalize import CALL_TTL, UserNormalizer
 from mxproxy.push.policy import call_uuid
 
 EXT, JID, CALLER = "201", 1001, "5550100"
-RING = Delivered(call_id=7, device_id=EXT, global_call_id="G7", calling_device=CALLER, calling_display_name="Peter Hyde",
-                 called_device=EXT, alerting_device=EXT, alerting_display_name="Alice", local_connection_info="alerting")
-ANSWER = Established(call_id=7, device_id=EXT, global_call_id="G7", answering_device=EXT, calling_device=CALLER, called_device=EXT)
+RING = Delivered(call_id=7, device_id=EXT, global_call_id="G7", calling_device=CALLER,
+                 calling_display_name="Peter Hyde", called_device=EXT, alerting_device=EXT,
+                 alerting_display_name="Alice", local_connection_info="alerting")
+ANSWER = Established(call_id=7, device_id=EXT, global_call_id="G7", answering_device=EXT, calling_device=CALLER,
+                     called_device=EXT)
 HOLD = Held(call_id=7, device_id=EXT, holding_device=EXT)
 RESUME = Retrieved(call_id=7, device_id=EXT, retrieving_device=EXT)
 HANGUP = ConnectionCleared(call_id=7, device_id=EXT, releasing_device=CALLER, cause="normal")
@@ -157,7 +159,8 @@ def test_a_call_whose_end_never_came_is_forgotten_after_the_ttl() -> None:
 
 
 def test_mail_is_new_once_and_read_once() -> None:
-    mail = MailIncomingReady(mail_id="117", sender=CALLER, from_name="Peter Hyde", to=EXT, duration=7, received=1502565440)
+    mail = MailIncomingReady(mail_id="117", sender=CALLER, from_name="Peter Hyde", to=EXT, duration=7,
+                             received=1502565440)
     read = MailIncomingReady(mail_id="117", sender=CALLER, to=EXT, read=True)
     normalizer = UserNormalizer("alice")
     out = run([mail, mail, read, read], normalizer)
