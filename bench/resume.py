@@ -13,7 +13,8 @@ default 100) against the MX simulator in a separate process (bench/simserver.py)
 the time from ``start()`` to the moment every user is live, per user, and the 10k/1k per-user
 ratio (1.0 = linear scaling). Both processes raise ``RLIMIT_NOFILE`` themselves. The proxy runs on
 the loop ``mxproxy serve`` uses (uvloop, ``mxproxy.runtime``) pinned to one CPU, the simulator on
-the other.
+the other, also on uvloop (``--sim-loop asyncio``: as before 2026-12-01; the simulator stands in
+for the MX, whose CPU is not the proxy's).
 
 ``--instructions``: the same resume with the proxy process under ``valgrind --tool=callgrind``
 (instrumentation switched on from ``start()`` to all live, from outside, as bench/instructions.py
@@ -75,8 +76,9 @@ async def gate(directory: Path | None, mine: str, theirs: str) -> None:
 
 
 async def resume(n: int, concurrency: int, timeout: float, others: set[int],
-                 traced: Path | None = None) -> dict[str, float]:
-    with SimProcess("--users", str(n)) as sim, tempfile.TemporaryDirectory() as tmp:
+                 traced: Path | None = None, sim_uvloop: bool = True) -> dict[str, float]:
+    with SimProcess("--users", str(n), *(["--uvloop"] if sim_uvloop else [])) as sim, \
+            tempfile.TemporaryDirectory() as tmp:
         if others:
             os.sched_setaffinity(sim.proc.pid, others)
         db = str(Path(tmp) / "mxproxy.db")
@@ -120,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
           f"{runtime.describe(asyncio.get_running_loop(), runtime.http_protocol())}", flush=True)
     results = []
     for n in sizes:
-        r = await resume(n, args.concurrency, args.timeout, others, args.traced)
+        r = await resume(n, args.concurrency, args.timeout, others, args.traced, args.sim_loop == "uvloop")
         results.append(r)
         per = r["all_live"] / n * 1000
         print(f"{n:6d} users: store filled in {r['filled']:.1f}s (not counted); start() returned after "
@@ -170,6 +172,7 @@ def traced_resume(n: int, args: argparse.Namespace) -> tuple[int, dict[str, int]
     with tempfile.TemporaryDirectory(prefix="mxproxy-bench-resume-") as tmp:
         directory = Path(tmp)
         command = [sys.executable, __file__, "--n", str(n), "--concurrency", str(args.concurrency),
+                   "--sim-loop", args.sim_loop,
                    "--timeout", str(max(args.timeout, 3000.0)), "--traced", tmp]
         traced = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                    f"--callgrind-out-file={tmp}/cg.%p", *command],
@@ -228,6 +231,8 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=100.0, help="give up waiting after this many seconds")
     parser.add_argument("--asyncio", action="store_true",
                         help="asyncio's own event loop instead of uvloop (what mxproxy serve falls back to)")
+    parser.add_argument("--sim-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the simulator's event loop (before 2026-12-01: asyncio)")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin the two processes to CPUs")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per user under valgrind callgrind, split by phase")
