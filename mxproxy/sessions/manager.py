@@ -124,6 +124,7 @@ class SessionManager:
         wanted = {login for login in logins if login not in self._owners}
         if not wanted or self._stopping:
             return
+        release = hold_full_collections()  # a takeover is a burst of logins like a start-up resume
         try:
             if len(wanted) > 20:
                 records = [r for r in await self.store.list_users() if r.login in wanted]
@@ -131,9 +132,13 @@ class SessionManager:
                 found = [await self.store.get_user(login) for login in sorted(wanted)]
                 records = [r for r in found if r is not None]
         except StoreError as exc:
+            release()
             log.warning("cannot read %d user(s) whose leases were taken: %s", len(wanted), exc)
             return
-        await self._resume(records, fresh=True)  # a takeover: thousands of logins, no second read each
+        except BaseException:
+            release()
+            raise
+        await self._resume(records, fresh=True, release=release)  # thousands of logins, no second read each
 
     async def release_users(self, logins: list[str]) -> None:
         """Leases of ``logins`` are gone (moved or lapsed): ``<logout/>`` their sessions here."""
