@@ -16,7 +16,7 @@ demo: install
 	$(VENV)/bin/mxproxy demo
 
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto
 
 # Every benchmark in turn (a few minutes; figures and what they mean: docs/benchmarks.md).
 bench: install
@@ -26,6 +26,7 @@ bench: install
 	$(PY) bench/push.py
 	$(PY) bench/resume.py --n 1000 --n 10000
 	$(PY) bench/import.py
+	$(PY) bench/events.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from mxproxy import __version__
+from mxproxy.logs import redact_every_handler
 
 DESCRIPTION = "mxproxy: a drop-in replacement for MX Proxy 2.3 (OAuth2 / VoIP-push proxy for Zultys MX)."
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_every_handler()
     if args.command == "simulator":
         from mxproxy.simulator.cli import run as run_simulator
 

@@ -380,6 +380,30 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """``[events]``: the normalised per-user event stream (docs/events.md). Off by default; the
+    ``[sse]`` and ``[webhooks]`` features switch it on for themselves (``EventBus.require``)."""
+
+    enabled: bool = False
+    history_size: int = 200  # events kept per user for replay (Last-Event-ID)
+    history_age: float = 600.0  # seconds an event stays replayable
+
+
+@dataclass(frozen=True)
+class SSEConfig:
+    """``[sse]``: the live event stream ``GET /events`` (mxproxy/api/events.py); off by default."""
+
+    enabled: bool = False
+    max_per_user: int = 5  # open streams of one user (all on the user's owner in a cluster); beyond: 429
+    max_streams: int = 1000  # open streams on this instance, forwarded ones included; beyond: 429
+    heartbeat: float = 15.0  # a comment line after this long without a write (proxies, dead peers)
+    queue_size: int = 256  # events waiting for one slow reader; beyond: the stream ends ("overflow")
+    write_timeout: float = 30.0  # one write blocked this long (a reader that stopped reading): cut
+    retry: float = 2.0  # the reconnection delay sent to EventSource clients (`retry:`)
+    max_duration: float = 0.0  # a stream ends ("max duration") after this long; 0 = only when told
+
+
+@dataclass(frozen=True)
 class AzureConfig:
     tenants: tuple[str, ...] = ()
     audiences: tuple[str, ...] = ()
@@ -408,6 +432,8 @@ class Config:
     source: Path | None = None  # the config file, when loaded from one
     signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    sse: SSEConfig = field(default_factory=SSEConfig)
 
     def resolve_path(self, path: str) -> Path:
         """Paths in the config are relative to the config file's folder, as in the original."""
@@ -572,6 +598,23 @@ def _signin(s: _Section) -> SignInLimitsConfig:
         storage=storage,
         storage_prefix=s.string("storagePrefix", SignInLimitsConfig.storage_prefix) or SignInLimitsConfig.storage_prefix,
     )
+def _sse(s: _Section) -> SSEConfig:
+    d = SSEConfig
+    cfg = SSEConfig(
+        enabled=s.boolean("enabled", d.enabled),
+        max_per_user=s.integer("maxPerUser", d.max_per_user, minimum=1),
+        max_streams=s.integer("maxStreams", d.max_streams, minimum=1),
+        heartbeat=s.duration("heartbeat", d.heartbeat),
+        queue_size=s.integer("queueSize", d.queue_size, minimum=1),
+        write_timeout=s.duration("writeTimeout", d.write_timeout),
+        retry=s.duration("retry", d.retry),
+        max_duration=s.duration("maxDuration", d.max_duration, positive=False),
+    )
+    if cfg.max_per_user > cfg.max_streams:
+        raise ConfigError(f"{s.key('maxPerUser')}: must not be more than sse.maxStreams")
+    return cfg
+
+
 def _cluster(s: _Section) -> ClusterConfig:
     advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
     if advertise is not None:
@@ -592,6 +635,21 @@ def _cluster(s: _Section) -> ClusterConfig:
     if instance_id is not None and (len(instance_id) > 100 or any(c.isspace() for c in instance_id)):
         raise ConfigError(f"{s.key('instanceId')}: at most 100 characters, no spaces")
     return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)
+
+
+#: Upper bound of ``[events] historySize``: per user, so memory is this x users x ~1 KiB.
+MAX_EVENT_HISTORY = 10_000
+
+
+def _events(s: _Section) -> EventsConfig:
+    size = s.integer("historySize", EventsConfig.history_size, minimum=0)
+    if size > MAX_EVENT_HISTORY:
+        raise ConfigError(f"{s.key('historySize')}: at most {MAX_EVENT_HISTORY} (events kept per user)")
+    return EventsConfig(
+        enabled=s.boolean("enabled", EventsConfig.enabled),
+        history_size=size,
+        history_age=s.duration("historyAge", "10m"),
+    )
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
@@ -669,6 +727,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     push_cfg = _push(root.table("push"))
     signin_cfg = _signin(root.table("signin"))
     cluster_cfg = _cluster(root.table("cluster"))
+    events_cfg = _events(root.table("events"))
+    sse_cfg = _sse(root.table("sse"))
 
     log_s = root.table("log")
     log_format = log_s.string("format", "text")
@@ -691,6 +751,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         log=log_cfg,
         signin=signin_cfg,
         cluster=cluster_cfg,
+        events=events_cfg,
+        sse=sse_cfg,
     )
     root.check_unknown(allow=server.allow_unknown_keys)
     return cfg

@@ -142,6 +142,14 @@ def open_log_file(path: Path) -> logging.FileHandler:
     return logging.FileHandler(path, encoding="utf-8")
 
 
+def redact_every_handler() -> None:
+    """Put the redaction filter on every root handler: every sub-command (demo, simulator, import)
+    logs through them, not only ``serve``, which also calls :func:`configure_logging`."""
+    for h in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in h.filters):
+            h.addFilter(RedactingFilter())
+
+
 def configure_logging(config: Any, level: int | None = None) -> logging.Handler | None:
     """Apply ``[log]`` to every handler of the root logger (stderr included), add the log file
     served at ``GET /debug/log`` when it can be opened, redact and annotate every handler.
@@ -160,10 +168,9 @@ def configure_logging(config: Any, level: int | None = None) -> logging.Handler 
             log.warning("log file %s is not writable (%s); logging to stderr only", path, exc.strerror)
         else:
             root.addHandler(handler)
+    redact_every_handler()
     for h in root.handlers:
         h.setFormatter(fmt)
-        if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter())
         if not any(isinstance(f, ContextFilter) for f in h.filters):
             h.addFilter(ContextFilter())
     # two uvicorn servers share the process: their "Started server process" / "Shutting down"
@@ -175,5 +182,6 @@ def configure_logging(config: Any, level: int | None = None) -> logging.Handler 
 
 __all__ = [
     "ACCESS_LOGGER", "ContextFilter", "LOG_FORMAT", "RedactingFilter", "SIGN_IN_LOGGER",
-    "annotate", "configure_logging", "formatter", "log_context", "open_log_file", "redact", "set_instance",
+    "annotate", "configure_logging", "formatter", "log_context", "open_log_file", "redact",
+    "redact_every_handler", "set_instance",
 ]

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
+    from mxproxy.api.events import StreamHub
     from mxproxy.sessions import SessionManager
     from mxproxy.sessions.ownership import Ownership
 
@@ -96,6 +97,10 @@ class Metrics:
     def watch_sessions(self, sessions: "SessionManager") -> None:
         """Export ``sessions.stats`` (live sessions, reconnects, logins…) at scrape time."""
         self.registry.register(SessionStatsCollector(lambda: sessions.stats.as_dict()))
+
+    def watch_streams(self, streams: "StreamHub") -> None:
+        """Export the open ``GET /events`` streams and why streams ended (``[sse] enabled``)."""
+        self.registry.register(StreamStatsCollector(streams))
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
@@ -244,3 +249,32 @@ class ClusterStatsCollector(StatsCollector):
         "leases_lost": "User leases this instance lost (moved or lapsed)",
         "fenced_pushes": "Pushes not sent because this instance no longer held the user's lease",
     }
+
+
+class StreamStatsCollector(Collector):
+    """``GET /events`` streams, read from the stream registry when Prometheus scrapes."""
+
+    def __init__(self, streams: "StreamHub") -> None:
+        self._streams = streams
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(None)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(self._streams)
+
+    @staticmethod
+    def _families(streams: "StreamHub | None") -> list[Metric]:
+        served = GaugeMetricFamily("mxproxy_sse_streams", "Open GET /events streams served by this instance")
+        relayed = GaugeMetricFamily("mxproxy_sse_relayed_streams",
+                                    "Open GET /events streams relayed to the user's owner (cluster)")
+        opened = CounterMetricFamily("mxproxy_sse_streams_opened", "GET /events streams opened here")
+        ended = CounterMetricFamily("mxproxy_sse_streams_ended", "GET /events streams ended, by reason "
+                                    "(closed: the client went away)", labels=["reason"])
+        if streams is not None:
+            served.add_metric([], streams.served)
+            relayed.add_metric([], streams.hops)
+            opened.add_metric([], streams.opened)
+            for reason, count in sorted(streams.ended.items()):
+                ended.add_metric([reason], count)
+        return [served, relayed, opened, ended]

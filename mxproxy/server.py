@@ -41,6 +41,8 @@ WILDCARDS = (ALL_INTERFACES, "::", "")
 GRACEFUL_SHUTDOWN_SECONDS = 10
 # Bound on the MX logouts at shutdown so a hung MX cannot keep the process alive.
 SESSIONS_STOP_SECONDS = 15.0
+# How long the open event streams get to write their end at shutdown (a reader that takes none is cut).
+STREAMS_END_SECONDS = 2.0
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILED = 1
@@ -300,6 +302,11 @@ class ProxyServer:
         self.metrics: Any = None
         self.context: Any = None
         self.forwarder: Any = None
+        from mxproxy.events.bus import EventBus
+
+        #: the normalised event stream (docs/events.md); listens to the MX sessions only while
+        #: ``[events] enabled`` or a feature called ``events.require()`` (SSE, webhooks)
+        self.events = EventBus(config.events)
         self._public: _HTTPServer | None = None
         self._admin: _HTTPServer | None = None
         self._stopped = asyncio.Event()
@@ -388,6 +395,7 @@ class ProxyServer:
         ownership = self._ownership()
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
+        self.events.bind(self.sessions)
         if ownership is not None:
             set_instance(ownership.id)  # the "instance" field of JSON log lines
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
@@ -408,8 +416,12 @@ class ProxyServer:
             sessions=self.sessions, store=self.store,
             push_topics=self.push_topics if self.push_topics is not None else _push_topics(config, self.push),
             metrics=self.metrics, signin_limits=self.signin_limits, forwarder=self.forwarder,
+            events=self.events,
         )
-        await self._public.start(create_app(self.context))
+        public_app = create_app(self.context)
+        if self.context.streams is not None:  # [sse] enabled
+            self.metrics.watch_streams(self.context.streams)
+        await self._public.start(public_app)
         if self._admin is not None:
             admin_app = self._admin_app()
             if admin_app is None:
@@ -480,6 +492,7 @@ class ProxyServer:
         self._stopping = True
         try:
             await self._hand_over()
+            await self._end_streams()
             servers = [s for s in (self._public, self._admin) if s is not None]
             for server in servers:
                 server.request_stop()
@@ -501,6 +514,19 @@ class ProxyServer:
         except Exception:
             log.exception("cluster handover failed")
 
+    async def _end_streams(self) -> None:
+        """``GET /events``: every stream served here writes ``event: end`` (``shutdown``; after a
+        cluster handover the bus already said ``moved``) and every relayed one ends, before the
+        servers wait for in-flight requests: an open stream would hold the shutdown for its whole
+        graceful period."""
+        streams = self.context.streams if self.context is not None else None
+        if streams is None:
+            return
+        streams.stop()
+        if self.forwarder is not None:
+            await self.forwarder.close_streams()
+        await streams.drain(STREAMS_END_SECONDS)
+
     async def _close_parts(self) -> None:
         if self.sessions is not None:
             try:
@@ -510,6 +536,7 @@ class ProxyServer:
             except Exception:
                 log.exception("stopping MX sessions failed")
             self.sessions = None
+        self.events.close()  # whatever is still open: "shutdown"
         for name in ("push", "forwarder", "provisioner", "azure", "signin_limits", "connector"):
             part = getattr(self, name)
             closer = None

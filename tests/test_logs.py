@@ -115,3 +115,23 @@ async def test_a_successful_reconnect_is_logged(mx, tmp_path: Path) -> None:  # 
         await proc.kill()
     line = next(line for line in proc.stderr.splitlines() if "reconnected" in line)
     assert "after 0 failed attempt(s) [user=alice]" in line
+
+
+def test_every_sub_command_logs_through_the_redaction_filter(tmp_path: Path) -> None:
+    """``mxproxy demo`` and the other sub-commands never call configure_logging: the CLI itself
+    must redact, or a secret logged there reaches stderr in clear."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from mxproxy.cli import main\n"
+        "try:\n"
+        f"    main(['check', '--config', {str(tmp_path / 'missing.toml')!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "logging.getLogger('mxproxy.demo').warning('sent <pwd>hunter2</pwd> with Authorization: Bearer abc.def.ghi')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "sent" in done.stderr
+    assert "hunter2" not in done.stderr and "abc.def.ghi" not in done.stderr

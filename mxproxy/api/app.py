@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mxproxy import SERVER_NAME
-from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, tokens, voicemails
+from mxproxy.api import auth, calls, conferences, debuglog, directory, docs_page, events, tokens, voicemails
 from mxproxy.api.context import ApiContext
 from mxproxy.api.errors import exception_handlers
 from mxproxy.api.forwarding import ForwardingMiddleware
@@ -60,7 +60,7 @@ class ServerHeaderMiddleware:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(openapi_document())
+    return json_response(openapi_document(sse=auth.context(request).config.sse.enabled))
 
 
 GZIP = [Middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM, compresslevel=GZIP_LEVEL)]
@@ -107,6 +107,19 @@ class ProxyApp(Starlette):
         self.state.ctx = ctx
 
 
+def optional_routes(ctx: ApiContext) -> list[Route]:
+    """Routes that exist only when configured: ``GET /events`` with ``[sse] enabled`` (else that
+    path answers 404 as any unknown path). Makes the stream registry on first use."""
+    if not ctx.config.sse.enabled:
+        return []
+    if ctx.events is None:
+        raise RuntimeError("[sse] enabled needs the event bus (ApiContext.events)")
+    if ctx.streams is None:
+        ctx.streams = events.StreamHub(ctx.config.sse)
+    ctx.events.require("sse")  # the bus keeps listening (and its history) with no stream open
+    return [Route(events.PATH, events.event_stream, methods=["GET"])]
+
+
 def create_app(ctx: ApiContext) -> ProxyApp:
     middleware = edge_middleware(ctx, "public")
     if ctx.config.server.trusted_proxies:
@@ -117,7 +130,7 @@ def create_app(ctx: ApiContext) -> ProxyApp:
         middleware.append(Middleware(ForwardingMiddleware, ctx=ctx))
     app = ProxyApp(
         ctx,
-        routes=[*ROUTES, *docs_page.routes(GZIP)],  # the /docs page is not part of the API document
+        routes=[*ROUTES, *optional_routes(ctx), *docs_page.routes(GZIP)],  # /docs: not in the API document
         middleware=middleware,
         exception_handlers=exception_handlers(),
     )

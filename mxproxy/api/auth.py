@@ -20,6 +20,7 @@ from mxproxy.sessions.errors import NotSignedIn, ServedElsewhere
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
+    from mxproxy.auth.tokens import Claims
     from mxproxy.provisioning import ProvisionedAccount
     from mxproxy.sessions import UserSession
 
@@ -59,6 +60,15 @@ async def current_login(request: Request) -> str:
         raise ApiError(401, "unauthorized", BEARER_CHALLENGE)
     claims = await context(request).tokens.verify(token)
     return claims.sub
+
+
+async def current_claims(request: Request) -> tuple[str, "Claims"]:
+    """The bearer token and its verified claims (401 as ``current_login``): a long-lived answer
+    (``GET /events``) checks the token again while it runs and ends at its expiry."""
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", BEARER_CHALLENGE)
+    return token, await context(request).tokens.verify(token)
 
 
 SESSION_KEY = "mxproxy.session"  # the request's session, kept in its ASGI scope

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mxproxy.api.events import StreamHub
     from mxproxy.api.forwarding import Forwarder
     from mxproxy.auth.azure import AzureADValidator
     from mxproxy.auth.signin_limits import SignInLimiter
     from mxproxy.auth.tokens import TokenService
     from mxproxy.config import Config
+    from mxproxy.events.bus import EventBus
     from mxproxy.metrics import Metrics
     from mxproxy.provisioning import Provisioner
     from mxproxy.push.topics import PushTopics
@@ -30,3 +32,5 @@ class ApiContext:
     metrics: Metrics | None = None  # None in tests that build an app without a server
     signin_limits: SignInLimiter | None = None  # None: [signin] enabled = false
     forwarder: Forwarder | None = None  # cluster mode: requests of users owned by a peer go there
+    events: EventBus | None = None  # the normalised event stream (ProxyServer.events)
+    streams: StreamHub | None = None  # [sse] enabled: the open GET /events streams (create_app makes it)

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import logging
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import httpx
 from cryptography.hazmat.primitives import hashes
@@ -28,12 +28,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mxproxy.api.bodies import MAX_BODY
-from mxproxy.api.errors import error_response
+from mxproxy.api.errors import ApiError, error_response
+from mxproxy.api.sse import at_frame_boundary, end_frame
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.store.base import StoreError
 
 if TYPE_CHECKING:
     from mxproxy.api.context import ApiContext
+    from mxproxy.config import SSEConfig
     from mxproxy.metrics import Metrics
 
 log = logging.getLogger("mxproxy.cluster")
@@ -51,6 +53,8 @@ HOP_BY_HOP = frozenset({
 })
 HOP_BY_HOP_BYTES = frozenset(h.encode("latin-1") for h in HOP_BY_HOP)
 MOVING = "the user's mx session is moving to another instance; retry"
+STREAM_PATH = "/events"  # GET /events (mxproxy.api.events.PATH): relayed on its own pool
+MOVED_REASON = "moved"  # mxproxy.api.events.MOVED
 
 
 def cluster_key(store_key: str) -> bytes:
@@ -111,13 +115,66 @@ class Forwarder:
         )
         self.forwarded = 0
         self.failures = 0
+        self.connect_timeout = connect_timeout
+        self._streams: httpx.AsyncClient | None = None
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.close_streams()
 
-    async def forward(self, request: Request, base_url: str, body: bytes | None = None) -> Response:
+    async def close_streams(self) -> None:
+        """End every relayed event stream (shutdown): their connections to the owners close, each
+        relay writes its ``event: end``."""
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            await streams.aclose()
+
+    def stream_client(self, sse: "SSEConfig") -> httpx.AsyncClient:
+        """The pool of relayed event streams (``GET /events``), apart from the request pool: each
+        open stream holds a connection for as long as it lives, and must not take them from the
+        short requests. No time limit but a read one: the owner is never silent for more than two
+        ``[sse] heartbeat`` periods, so three mean the owner is gone."""
+        if self._streams is None:
+            self._streams = httpx.AsyncClient(
+                timeout=httpx.Timeout(None, connect=self.connect_timeout, read=3 * sse.heartbeat + 1.0,
+                                      pool=self.connect_timeout),
+                limits=httpx.Limits(max_connections=sse.max_streams, max_keepalive_connections=20,
+                                    keepalive_expiry=30.0),
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._streams
+
+    async def forward_stream(self, request: Request, base_url: str, sse: "SSEConfig",
+                             release: Callable[[], None]) -> Response:
+        """``GET /events`` of a user another instance owns: the owner's stream relayed as it comes,
+        ended here with ``event: end`` reason ``moved`` when the owner goes away mid-stream (so
+        the client reconnects with Last-Event-ID and reaches the user's next owner). ``release``
+        runs once the relay is over."""
+        try:
+            response = await self.forward(request, base_url, pool=self.stream_client(sse))
+        except BaseException:
+            release()
+            raise
+        if not isinstance(response, StreamingResponse):  # an error answer, read whole
+            release()
+            return response
+        response.body_iterator = _relay(response.body_iterator, release)
+        previous = response.background
+
+        async def done() -> None:
+            release()
+            if previous is not None:
+                await previous()
+
+        response.background = BackgroundTask(done)
+        return response
+
+    async def forward(self, request: Request, base_url: str, body: bytes | None = None, *,
+                      pool: httpx.AsyncClient | None = None) -> Response:
         """The peer's answer to ``request`` as a streaming response (503 + Retry-After when the
-        peer cannot be reached: it is being replaced)."""
+        peer cannot be reached: it is being replaced). ``pool``: another connection pool."""
+        pool = pool or self.client
         started = time.perf_counter()
         target = _target(request.scope)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
@@ -127,9 +184,9 @@ class Forwarder:
         headers.append((PEER_HEADER, self.auth.sign(request.method, target)))
         headers.append((HOP_HEADER, "1"))
         content: Any = body if body is not None else _stream(request)
-        outgoing = self.client.build_request(request.method, base_url + target, headers=headers, content=content)
+        outgoing = pool.build_request(request.method, base_url + target, headers=headers, content=content)
         try:
-            answer = await self.client.send(outgoing, stream=True)
+            answer = await pool.send(outgoing, stream=True)
         except httpx.HTTPError as exc:
             self.failures += 1
             self._observe("unreachable", started)
@@ -157,6 +214,24 @@ class Forwarder:
         if self.metrics is not None:
             self.metrics.forwarded_requests.labels(result).inc()
             self.metrics.forward_latency.observe(time.perf_counter() - started)
+
+
+async def _relay(chunks: AsyncIterator[bytes], release: Callable[[], None]) -> AsyncIterator[bytes]:
+    """An owner's event stream as it arrives; when it breaks off (the owner was killed, paused
+    past the read timeout, cut), an ``event: end`` reason ``moved`` after the last whole frame,
+    so a client reconnects at once instead of seeing an error."""
+    tail = b""
+    try:
+        async for chunk in chunks:
+            if chunk:
+                tail = chunk[-2:] if len(chunk) >= 2 else tail[-1:] + chunk
+                yield chunk
+    except httpx.HTTPError as exc:
+        log.info("cluster: a relayed event stream broke off (%s)", type(exc).__name__)
+        if at_frame_boundary(tail):
+            yield end_frame(MOVED_REASON, None)
+    finally:
+        release()
 
 
 async def _stream(request: Request) -> AsyncIterator[bytes]:
@@ -223,7 +298,16 @@ class ForwardingMiddleware:
                 state["cluster_signed_out"] = True  # the routes answer as for a user not signed in
             await self.app(scope, receive, send)
         elif route.url:
-            response = await forwarder.forward(request, route.url)
+            streams = ctx.streams
+            if streams is not None and path == STREAM_PATH:
+                try:
+                    release = streams.hop()  # 429 beyond [sse] maxStreams here
+                except ApiError as exc:
+                    await error_response(exc.status, exc.message, exc.headers)(scope, receive, send)
+                    return
+                response = await forwarder.forward_stream(request, route.url, ctx.config.sse, release)
+            else:
+                response = await forwarder.forward(request, route.url)
             await response(scope, receive, send)
         else:
             await error_response(503, MOVING, {"Retry-After": str(route.retry_after)})(scope, receive, send)

@@ -260,12 +260,144 @@ SCHEMAS: dict[str, Any] = {
     "ConferenceServerInfo": _obj(required=("ext", "did", "subject", "body", "meeting"),
                                  ext=_S, did=_S, subject=_S, body=_S, meeting=_S),
 }
+
+# --- the event stream (docs/events.md): GET /events data and webhook bodies -------------------
+
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_SIDE: dict[str, Any] = {"enum": ["local", "remote"]}
+_CALL_KEYS = ("callId", "callUUID", "globalCallId", "direction", "localNumber", "localName", "remoteNumber",
+              "remoteName", "startTime", "answerTime")
+
+
+def _with_call(*, required: tuple[str, ...] = (), **props: Any) -> dict[str, Any]:
+    return {"allOf": [_ref("CallEventData"), _obj(required=required, **props)]}
+
+
+def _event_name(event_type: str) -> str:
+    """``call.ringing`` -> ``CallRingingEvent``."""
+    return "".join(part.capitalize() for part in event_type.split(".")) + "Event"
+
+
+EVENT_DATA: dict[str, str] = {
+    "call.ringing": "CallEventData", "call.dialing": "CallEventData", "call.answered": "CallEventData",
+    "call.held": "CallHoldData", "call.resumed": "CallHoldData", "call.transferred": "CallTransferredData",
+    "call.ended": "CallEndedData", "voicemail.new": "VoicemailNewData", "voicemail.read": "VoicemailReadData",
+    "presence.changed": "PresenceChangedData", "contacts.changed": "ContactsChangedData",
+}
+EVENT_SCHEMAS: dict[str, Any] = {
+    "EventEnvelope": {**_obj(required=("id", "type", "time", "user", "data"),
+                             id={"type": "integer", "minimum": 1, "maximum": 2**53 - 1,
+                                 "description": "increases per user (docs/events.md, Ids)"},
+                             type={"enum": list(EVENT_DATA)}, time=_TIME, user=_S, data={"type": "object"}),
+                      "description": "One event of the normalised stream: SSE `data:` and webhook body"},
+    "CallEventData": _obj(required=_CALL_KEYS, callId=_I, callUUID={"type": "string", "format": "uuid"},
+                          globalCallId=_S, direction={"enum": ["incoming", "outgoing"]}, localNumber=_S,
+                          localName=_S, remoteNumber=_S, remoteName=_S, startTime=_TIME,
+                          answerTime={**_TIME, "type": ["string", "null"]}),
+    "CallHoldData": _with_call(required=("by",), by=_SIDE),
+    "CallTransferredData": _with_call(required=("by", "transferredTo"), by=_SIDE, transferredTo=_S),
+    "CallEndedData": _with_call(
+        required=("endTime", "duration", "missed", "reason", "cause"), endTime=_TIME,
+        duration={"type": "number", "minimum": 0}, missed=_B,
+        reason={"enum": ["hangup", "transferred", "diverted", "answered-elsewhere", "failed"]}, cause=_S,
+        endedBy=_SIDE, divertedTo=_S, answeredBy=_S),
+    "VoicemailNewData": _obj(required=("mailId", "mediaType", "from", "fromName", "callerName", "to", "gcid",
+                                       "received", "duration", "urgent", "private", "note"),
+                             **{"mailId": _S, "mediaType": _S, "from": _S, "fromName": _S, "callerName": _S,
+                                "to": _S, "gcid": _S, "received": {**_TIME, "type": ["string", "null"]},
+                                "duration": _I, "urgent": _B, "private": _B, "note": _S}),
+    "VoicemailReadData": _obj(required=("mailId", "mediaType"), mailId=_S, mediaType=_S),
+    "PresenceChangedData": _obj(required=("userId", "self", "status", "mxStatus", "note"), userId=_I,
+                                self=_B, status=_S, mxStatus={"type": "array", "items": _S}, note=_S),
+    "ContactsChangedData": _obj(
+        required=("change", "userId", "contact"), change={"enum": ["add", "update", "delete"]}, userId=_I,
+        contact={"oneOf": [{"type": "null"}, _obj(
+            required=("jid", "ext", "firstName", "lastName", "email", "cellPhone", "homePhone", "did"),
+            jid=_I, ext=_S, firstName=_S, lastName=_S, email=_S, cellPhone=_S, homePhone=_S, did=_S)]}),
+}
+for _type, _data in EVENT_DATA.items():
+    EVENT_SCHEMAS[_event_name(_type)] = {"allOf": [_ref("EventEnvelope"), _obj(
+        type={"const": _type}, data=_ref(_data))]}
+EVENT_SCHEMAS["Event"] = {"oneOf": [_ref(_event_name(t)) for t in EVENT_DATA],
+                          "description": "Any event of the stream (docs/events.md); `type` tells which"}
+SCHEMAS.update(EVENT_SCHEMAS)
+
 for _name in BODIES:
     SCHEMAS[_name] = _body_schema(_name, form=False)
     SCHEMAS[_name + "Form"] = _body_schema(_name, form=True)
 
 
-def openapi_document() -> dict[str, Any]:
+# --- GET /events ([sse] enabled) -----------------------------------------------------------------
+
+_EVENT_ID_DOC = ("an event id (the `id:` of an event, or the `lastId` of `event: end`): the stream starts "
+                 "with exactly the events after it still in the history (`event: gap` first when the "
+                 "history no longer reaches back that far)")
+
+
+def _events_operation() -> dict[str, Any]:
+    from mxproxy.api.events import types_pattern
+
+    types = {"name": "types", "in": "query", "required": False,
+             "description": "only these event types: a comma-separated list of names and `prefix.*` "
+                            "wildcards (e.g. `call.*,voicemail.new`); absent: every type; an unknown "
+                            "name answers 400",
+             "schema": {"type": "string", "pattern": types_pattern()}}
+    since = {"name": "since", "in": "query", "required": False, "description": _EVENT_ID_DOC,
+             "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}}
+    last_event_id = {"name": "Last-Event-ID", "in": "header", "required": False,
+                     "description": "what an `EventSource` sends when it reconnects; wins over `since`. "
+                                    + _EVENT_ID_DOC,
+                     "schema": {"type": "string", "pattern": f"^(0*({_at_most(str(INT64_MAX))}))?$"}}
+    op = _op("The user's events, live (Server-Sent Events)", errors=("400", "429"),
+             params=[types, since, last_event_id],
+             description="`text/event-stream`: each event as `id:` (increasing per user), `event:` (its type) "
+                         "and `data:` (its JSON, docs/events.md); `: heartbeat` comments after `[sse] heartbeat` "
+                         "without a write; `event: gap` when a replay cannot reach back to the id given; the "
+                         "stream ends with `event: end` and `data: {\"reason\": …, \"lastId\": …}` (reasons: "
+                         "`signed-out`, `needs-reauth`, `token-expired`, `overflow`, `moved`, `shutdown`, "
+                         "`max-duration`). "
+                         "At most `[sse] maxPerUser` streams per user and `maxStreams` per server (else 429).")
+    op["responses"]["200"] = {
+        "description": "the stream (until `event: end`, or the client closes it)",
+        "headers": {"Cache-Control": {"required": True, "schema": {"const": "no-store"}}},
+        "content": {"text/event-stream": {"schema": _ref("StreamEvent")}},
+    }
+    op["responses"]["429"] = {"$ref": "#/components/responses/StreamsLimited"}
+    return {"get": op}
+
+
+def _add_events(doc: dict[str, Any]) -> None:
+    """``GET /events`` and what only it refers to (``[sse] enabled``)."""
+    from mxproxy.events.model import EVENT_TYPES
+
+    doc["paths"]["/events"] = _events_operation()
+    components = doc["components"]
+    # one frame as an SSE parser sees it (OpenAPI 3.1: the media type's schema describes each event)
+    json_text = {"type": "string", "contentMediaType": "application/json"}
+    frame = {"id": {"type": "string", "pattern": "^[0-9]+$"}, "retry": {"type": "integer", "minimum": 0}}
+    components["schemas"] = {**components["schemas"], "StreamEvent": {
+        "description": "One frame as an SSE parser sees it (OpenAPI 3.1: the media type's schema describes "
+                       "each event): an event (`event` = its type, `data` = its JSON), `gap` (events after "
+                       "`after` may be missing) or `end` (resume after `lastId`; null: after the last id seen)",
+        "oneOf": [
+            _obj(required=("event", "data"), event={"enum": list(EVENT_TYPES)},
+                 data={**json_text, "contentSchema": _ref("Event")}, **frame),
+            _obj(required=("event", "data"), event={"const": "gap"}, data={**json_text, "contentSchema": _obj(
+                required=("after",), after={"type": "integer", "minimum": 0})}, **frame),
+            _obj(required=("event", "data"), event={"const": "end"}, data={**json_text, "contentSchema": _obj(
+                required=("reason", "lastId"), reason=_S, lastId={"type": ["integer", "null"]})}, **frame),
+        ],
+    }}
+    components["responses"]["StreamsLimited"] = {
+        "description": "too many open event streams for this user (`[sse] maxPerUser`) or on this server "
+                       "(`maxStreams`)",
+        "headers": {"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def openapi_document(*, sse: bool = False) -> dict[str, Any]:
+    """``sse``: ``[sse] enabled`` (``GET /events`` exists only then)."""
     paths: dict[str, Any] = {
         "/auth": {
             "post": {
@@ -372,7 +504,7 @@ def openapi_document() -> dict[str, Any]:
     paths["/debug/log"]["get"]["responses"]["200"] = {"description": "log text", "content": {"text/plain": {}}}
     for op in (paths["/auth"]["delete"], paths["/auth/logout"]["delete"]):
         op["description"] = "A missing or invalid token answers 403 (not 401), as the original."
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "mxproxy public API (MX Proxy 2.3 compatible)", "version": __version__},
         "paths": paths,
@@ -410,3 +542,6 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    if sse:
+        _add_events(doc)
+    return doc

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mxproxy.api.auth import current_session
+from mxproxy.api.auth import context, current_session
 from mxproxy.api.bodies import Field, read_fields
 from mxproxy.api.errors import ApiError
 from mxproxy.api.render import json_response, no_content, voicemail_json
@@ -193,6 +193,9 @@ async def update_voicemail(request: Request) -> Response:
         raise ApiError(404, exc.text or "not found") from None
     if media in (None, RECORDING):
         session.recordings.update(mail_id, read=body.get("read"), note=body.get("note"))
+    events = context(request).events
+    if body.get("read") is True and events is not None:  # the MX announces no status change
+        events.voicemail_read(session.login, mail_id, media or "VoiceMail")
     vm: dict[str, Any] = {}
     if "read" in body:
         vm["read"] = body["read"]

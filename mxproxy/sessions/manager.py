@@ -16,13 +16,24 @@ from mxproxy.sessions.gcpause import hold_full_collections
 from mxproxy.sessions.ownership import Ownership
 from mxproxy.sessions.options import SessionOptions, SessionStats
 from mxproxy.sessions.owner import Owner, quietly, record_account
-from mxproxy.sessions.states import ABSENT, FORCED_LOGOUT, LIVE, NEEDS_REAUTH
+from mxproxy.sessions.states import (
+    ABSENT,
+    FORCED_LOGOUT,
+    LIVE,
+    NEEDS_REAUTH,
+    RELEASED_MOVED,
+    RELEASED_SHUTDOWN,
+    RELEASED_SIGNED_OUT,
+)
 from mxproxy.sessions.view import DirectoryCache, UserSession
 from mxproxy.store.base import Store, StoreError, UserRecord
 
 log = logging.getLogger("mxproxy.sessions")
 
 Listener = Callable[[str, Event], None]
+#: ``release_listener(login, reason)``: this instance stopped running ``login``'s session
+#: (``moved``, ``signed-out``, ``needs-reauth``, ``shutdown``; see ``mxproxy.events.bus``).
+ReleaseListener = Callable[[str, str], None]
 
 
 class SessionManager:
@@ -47,6 +58,7 @@ class SessionManager:
         self._needs_reauth: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Listener] = []
+        self._release_listeners: list[ReleaseListener] = []
         self._directories: dict[tuple[str, str], DirectoryCache] = {}
         self._attempt_slots = asyncio.Semaphore(self.options.resume_concurrency)
         self._stopping = False
@@ -145,6 +157,7 @@ class SessionManager:
         owners = [o for login in logins if (o := self._owners.get(login)) is not None]
         for owner in owners:
             self._forget(owner)
+            self._released(owner.login, RELEASED_MOVED)
         if owners:
             await asyncio.gather(*(o.shutdown(logout=True) for o in owners), return_exceptions=True)
             self._update_live()
@@ -169,6 +182,8 @@ class SessionManager:
         self._stopping = True
         owners = list(self._owners.values())
         self._owners.clear()
+        for owner in owners:
+            self._released(owner.login, RELEASED_SHUTDOWN)
         if owners:
             tasks = [asyncio.create_task(o.shutdown(logout=True)) for o in owners]
             done, pending = await asyncio.wait(tasks, timeout=self.options.stop_timeout)
@@ -344,6 +359,7 @@ class SessionManager:
             if owner is not None:
                 await owner.shutdown(logout=True)
                 self._update_live(owner)
+            self._released(login, RELEASED_SIGNED_OUT)
             self._needs_reauth.discard(login)
             existed = await self.store.delete_user(login)  # its lease goes with it
             if self.ownership is not None:
@@ -358,6 +374,7 @@ class SessionManager:
                 return False
             await owner.shutdown(logout=True)
             self._update_live(owner)
+            self._released(login, RELEASED_SIGNED_OUT)
             return True
 
     # -- events ------------------------------------------------------------------------------
@@ -370,6 +387,35 @@ class SessionManager:
             self._listeners.remove(listener)
         except ValueError:
             pass
+
+    def add_release_listener(self, listener: ReleaseListener) -> None:
+        """``listener(login, reason)`` when this instance stops running ``login`` (lease moved
+        or lapsed, sign-out, admin logout/drop, needs re-auth, shutdown); it must not block."""
+        self._release_listeners.append(listener)
+
+    def remove_release_listener(self, listener: ReleaseListener) -> None:
+        try:
+            self._release_listeners.remove(listener)
+        except ValueError:
+            pass
+
+    def _released(self, login: str, reason: str) -> None:
+        for listener in tuple(self._release_listeners):
+            try:
+                listener(login, reason)
+            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+                self.stats.listener_errors += 1
+                log.exception("release listener failed for %s", login)
+
+    def login_info(self, login: str) -> LoginInfo | None:
+        """The MX login of ``login``'s current (or last) session here: extension and JID."""
+        owner = self._owners.get(login)
+        return owner.info if owner is not None else None
+
+    def owned_since(self, login: str) -> float | None:
+        """When (Unix s) this instance began running ``login`` (None: it does not)."""
+        owner = self._owners.get(login)
+        return owner.since if owner is not None else None
 
     def _fan_out(self, login: str, event: Event) -> None:
         for listener in tuple(self._listeners):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from mxproxy.callcache import CallInfoCache
@@ -28,7 +29,14 @@ from mxproxy.logs import log_context
 from mxproxy.provisioning import split_host
 from mxproxy.recordings import RecordingList
 from mxproxy.sessions.errors import NotSignedIn, SessionUnavailable
-from mxproxy.sessions.states import FORCED_LOGOUT, LIVE, NEEDS_REAUTH, RECONNECTING
+from mxproxy.sessions.states import (
+    FORCED_LOGOUT,
+    LIVE,
+    NEEDS_REAUTH,
+    RECONNECTING,
+    RELEASED_NEEDS_REAUTH,
+    RELEASED_SIGNED_OUT,
+)
 from mxproxy.sessions.view import CALL_LOG_KEYS, CallLogCache, UserSession
 from mxproxy.store.base import StoreError, UserRecord
 
@@ -64,6 +72,7 @@ class Owner:
         fresh: bool = False,
     ) -> None:
         self.manager = manager
+        self.since = time.time()  # when this instance began running the user (event history floor)
         self._fresh = fresh  # the record was read just now: the first attempt need not read it again
         self.login = login
         self.account = account
@@ -229,11 +238,13 @@ class Owner:
             log.info("user %s is no longer stored; not reconnecting", self.login)
             self.manager._forget(self)
             self._reject(NotSignedIn())
+            self.manager._released(self.login, RELEASED_SIGNED_OUT)
             return False
         if record.needs_reauth:
             self._set_state(NEEDS_REAUTH)
             self.manager._needs_reauth.add(self.login)
             self._reject(NotSignedIn())
+            self.manager._released(self.login, RELEASED_NEEDS_REAUTH)
             return False
         try:
             account = record_account(record)
@@ -264,6 +275,7 @@ class Owner:
         except StoreError as store_exc:
             log.error("cannot mark %s needs_reauth in the store: %s", self.login, store_exc)
         self._reject(exc)
+        self.manager._released(self.login, RELEASED_NEEDS_REAUTH)
 
     def _go_live(self, session: MXSession) -> None:
         self.call_log.invalidate()  # a new session: calls may have ended while we were away

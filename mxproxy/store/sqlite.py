@@ -81,10 +81,10 @@ class SQLiteStore(SQLStore):
     async def open(self) -> None:
         if self._conn is not None:
             return
-        key = self._resolve_key()
         conn = await self._connect()
         try:
-            await migrate_sqlite(conn)
+            await migrate_sqlite(conn)  # first: a file that is not SQLite must not get a .key beside it
+            key = self._resolve_key()
             self._conn = conn
             self._box = await open_secret_box(key, self._get_meta, self._add_meta, self._wrong_key_hint())
         except BaseException as exc:

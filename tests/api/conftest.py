@@ -26,6 +26,7 @@ from mxproxy.auth.signin_limits import SignInLimiter
 from mxproxy.auth.tokens import TokenService
 from mxproxy.config import Config, parse_config
 from mxproxy.connectors.registry import create_connector
+from mxproxy.events.bus import EventBus
 from mxproxy.provisioning import create_provisioner
 from mxproxy.push.topics import PushTopics
 from mxproxy.sessions import SessionManager
@@ -119,12 +120,14 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
     provisioner = create_provisioner(config)
     connector = create_connector(config.mx)
     sessions = SessionManager(connector, store, config)
+    bus = EventBus(config.events)  # as ProxyServer.events: listening only when something needs it
+    bus.bind(sessions)
     await sessions.start()
     limiter = SignInLimiter(config.signin) if config.signin.enabled else None
     ctx = ApiContext(
         config=config, tokens=tokens, azure=validator, provisioner=provisioner, sessions=sessions, store=store,
         push_topics=PushTopics.of(apn=[(APN_TOPIC, False), (APN_TOPIC, True)], fcm=[FCM_APP]),
-        signin_limits=limiter,
+        signin_limits=limiter, events=bus,
     )
     app = create_app(ctx)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mxproxy.test")
@@ -135,6 +138,7 @@ async def build_api(tmp_path: Path, *, response_timeout: str = "1s",
         if limiter is not None:
             await limiter.aclose()
         await sessions.stop()
+        bus.close()
         await connector.aclose()
         await provisioner.aclose()
         await store.close()

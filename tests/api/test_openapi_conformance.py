@@ -14,8 +14,11 @@ not exist are refused by the MX (400, docs/compat.md A2), which no document can 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 import requests
 import schemathesis
@@ -32,7 +35,7 @@ from schemathesis.checks import (
 )
 from schemathesis.errors import FailureGroup
 
-from tests.api.conftest import ApiHarness, serve
+from tests.api.conftest import ApiHarness, build_api, serve
 
 EXAMPLES = 6  # per operation and generation mode: ~400 requests, a few seconds
 CHECKS: list[Callable[..., Any]] = [
@@ -100,8 +103,21 @@ def _run(doc: dict[str, Any], base_url: str, token: str) -> tuple[list[str], int
     return failures, sent
 
 
-async def test_every_operation_answers_as_its_openapi_document_says(api: ApiHarness, token: str) -> None:
+#: GET /events listed and served; each stream schemathesis opens ends by itself ([sse] maxDuration)
+SSE = {"enabled": True, "heartbeat": "100ms", "maxDuration": "200ms", "maxPerUser": 20}
+
+
+@pytest.fixture
+async def sse_api(tmp_path: Path) -> AsyncIterator[ApiHarness]:
+    async with build_api(tmp_path, extra={"sse": SSE}) as harness:
+        yield harness
+
+
+async def test_every_operation_answers_as_its_openapi_document_says(sse_api: ApiHarness) -> None:
+    api = sse_api
+    token = await api.sign_in()
     doc = (await api.client.get("/openapi.json")).json()
+    assert "/events" in doc["paths"]
     async with serve(api.app) as base_url:
         # schemathesis is synchronous (requests): run it off the loop that serves the app and the MX
         failures, sent = await asyncio.to_thread(_run, doc, base_url, token)

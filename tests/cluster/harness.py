@@ -82,6 +82,7 @@ class ClusterRig:
     instances: dict[str, Instance] = field(default_factory=dict)
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=15.0, trust_env=False))
     tokens: dict[str, str] = field(default_factory=dict)  # login -> access token
+    extra_config: str = ""  # more TOML tables for every instance's config (e.g. "[sse]\nenabled = true")
 
     # -- processes ------------------------------------------------------------------------------
     def _write_config(self, name: str, port: int, admin_port: int) -> Path:
@@ -113,6 +114,7 @@ reconnectMax = "1s"
 retryBackoff = "10ms"
 [push.fcm]
 sendURL = "{self.fcm.send_url}"
+{self.extra_config}
 [static]
 host = "127.0.0.1:{self.sim.port}"
 {users}

@@ -58,6 +58,15 @@ async def test_lost_key_file_is_refused_rather_than_read_as_garbage(tmp_path: Pa
         await SQLiteStore(db, None).open()
 
 
+async def test_a_file_that_is_not_sqlite_is_refused_without_writing_a_key_file(tmp_path: Path) -> None:
+    db = tmp_path / "proxy.db"
+    db.write_bytes(b"not a database, just text\n" * 200)
+    with pytest.raises(StoreError):
+        await SQLiteStore(db, None).open()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proxy.db"]
+    assert db.read_bytes() == b"not a database, just text\n" * 200
+
+
 async def test_concurrent_first_opens_without_a_key_share_one_key_file(tmp_path: Path) -> None:
     db = tmp_path / "proxy.db"
     stores = [SQLiteStore(db, None) for _ in range(6)]
