@@ -26,6 +26,7 @@ bench: install
 	$(PY) bench/push.py
 	$(PY) bench/resume.py --n 1000 --n 10000
 	$(PY) bench/import.py
+	$(PY) bench/event_bus.py
 	$(PY) bench/events.py
 
 clean:

@@ -3,7 +3,7 @@
 Routes: the original's listings (``/apps``, ``/connections``, ``/tokens``, ``/users`` incl.
 ``POST /users`` sign-out; README "Административный веб", spec §7.9) plus ``/sessions``,
 ``/cluster`` (instances and leases), ``/push`` (test push, dispatcher status), ``/trace`` (CSTA trace of
-one user), ``/healthz``, ``/readyz`` and ``/metrics``.
+one user), ``/webhooks`` (subscriptions and deliveries, admin/webhooks.py), ``/healthz``, ``/readyz`` and ``/metrics``.
 Errors are the public API's JSON (``mxproxy.api.errors``); with ``[server] adminToken`` every
 route but ``/healthz`` needs ``Authorization: Bearer <token>`` (docs/operations.md).
 """
@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from admin import certificates, cluster, health, listings, push, trace
+from admin import certificates, cluster, health, listings, push, trace, webhooks
 from admin.auth import AdminAuthMiddleware
 from admin.browser import AllowedHosts, BrowserGuardMiddleware
 from mxproxy.api.app import edge_middleware
@@ -35,14 +35,20 @@ ROUTES: list[Route] = [
     Route("/push", push.push_route, methods=["GET", "POST"]),
     Route("/trace", trace.trace_route, methods=["POST"]),
     Route("/mx/certificates", certificates.certificates, methods=["GET", "DELETE"]),
+    Route("/webhooks", webhooks.collection, methods=["GET", "POST"]),
+    Route("/webhooks/{webhook}", webhooks.item, methods=["GET", "PATCH", "DELETE"]),
+    Route("/webhooks/{webhook}/deliveries", webhooks.deliveries, methods=["GET"]),
+    Route("/webhooks/{webhook}/deliveries/{delivery}/redeliver", webhooks.redeliver, methods=["POST"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
 ]
 
 
-def create_admin_app(ctx: "ApiContext", *, push: Any | None, bind_host: str | None = None) -> Starlette:
+def create_admin_app(ctx: "ApiContext", *, push: Any | None, bind_host: str | None = None,
+                     webhooks: Any | None = None) -> Starlette:
     """``push`` is the ``PushDispatcher`` (None when push is not configured: ``/push`` → 503);
+    ``webhooks`` the ``WebhookService`` (None with ``[webhooks] enabled = false``: 503);
     ``bind_host`` the address the admin listens on (its Host is accepted, admin/browser.py)."""
     # outside auth, so refused requests are counted too (as route "unmatched")
     middleware = edge_middleware(ctx, "admin")
@@ -54,6 +60,7 @@ def create_admin_app(ctx: "ApiContext", *, push: Any | None, bind_host: str | No
     app = Starlette(routes=list(ROUTES), middleware=middleware, exception_handlers=exception_handlers())
     app.state.ctx = ctx
     app.state.push = push
+    app.state.webhooks = webhooks
     return app
 
 

@@ -404,6 +404,26 @@ class SSEConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """``[webhooks]``: signed deliveries of events to subscribed URLs (docs/webhooks.md)."""
+
+    enabled: bool = False
+    allow_networks: tuple[str, ...] = ()  # private/loopback/... ranges webhook URLs may reach anyway
+    retry_for: float = 24 * 3600.0  # a delivery is retried this long, then parked as failed
+    retry_min: float = 2.0  # first retry delay; doubles per attempt (with jitter)
+    retry_max: float = 600.0  # longest delay between two attempts
+    timeout: float = 10.0  # one request, connect to answer
+    claim_ttl: float = 60.0  # a claimed delivery is another instance's to take after this
+    poll_interval: float = 1.0  # how often the outbox is checked for due rows besides local wake-ups
+    disable_after: int = 20  # parked deliveries in a row that disable an endpoint; 0 = never
+    concurrency: int = 32  # requests in flight per instance
+    queue_size: int = 10_000  # events waiting for the outbox writer; beyond it they are dropped
+    max_webhooks: int = 100
+    retention: float = 7 * 24 * 3600.0  # delivered and parked rows are kept this long
+    ca_file: str | None = None  # an extra CA receivers' certificates may chain to
+
+
+@dataclass(frozen=True)
 class AzureConfig:
     tenants: tuple[str, ...] = ()
     audiences: tuple[str, ...] = ()
@@ -432,6 +452,7 @@ class Config:
     source: Path | None = None  # the config file, when loaded from one
     signin: SignInLimitsConfig = field(default_factory=SignInLimitsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     sse: SSEConfig = field(default_factory=SSEConfig)
 
@@ -652,6 +673,31 @@ def _events(s: _Section) -> EventsConfig:
     )
 
 
+def _webhooks(s: _Section) -> WebhooksConfig:
+    d = WebhooksConfig
+    cfg = WebhooksConfig(
+        enabled=s.boolean("enabled", False),
+        allow_networks=_networks(s, "allowNetworks"),
+        retry_for=s.duration("retryFor", "24h"),
+        retry_min=s.duration("retryMin", "2s"),
+        retry_max=s.duration("retryMax", "10m"),
+        timeout=s.duration("timeout", "10s"),
+        claim_ttl=s.duration("claimTTL", "60s"),
+        poll_interval=s.duration("pollInterval", "1s"),
+        disable_after=s.integer("disableAfter", d.disable_after, minimum=0),
+        concurrency=s.integer("concurrency", d.concurrency, minimum=1),
+        queue_size=s.integer("queueSize", d.queue_size, minimum=1),
+        max_webhooks=s.integer("maxWebhooks", d.max_webhooks, minimum=1),
+        retention=s.duration("retention", "168h"),
+        ca_file=s.ca_file("caFile"),
+    )
+    if cfg.retry_max < cfg.retry_min:
+        raise ConfigError(f"{s.key('retryMax')}: must not be shorter than webhooks.retryMin")
+    if cfg.claim_ttl <= cfg.timeout:
+        raise ConfigError(f"{s.key('claimTTL')}: must be longer than webhooks.timeout (a claim must outlive its request)")
+    return cfg
+
+
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Config:
     """Build a Config from already-parsed TOML data; relative paths resolve against ``base_dir``.
 
@@ -727,6 +773,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
     push_cfg = _push(root.table("push"))
     signin_cfg = _signin(root.table("signin"))
     cluster_cfg = _cluster(root.table("cluster"))
+    webhooks_cfg = _webhooks(root.table("webhooks"))
     events_cfg = _events(root.table("events"))
     sse_cfg = _sse(root.table("sse"))
 
@@ -751,6 +798,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Confi
         log=log_cfg,
         signin=signin_cfg,
         cluster=cluster_cfg,
+        webhooks=webhooks_cfg,
         events=events_cfg,
         sse=sse_cfg,
     )

@@ -20,6 +20,7 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from mxproxy.api.events import StreamHub
+    from mxproxy.events.bus import EventBus
     from mxproxy.sessions import SessionManager
     from mxproxy.sessions.ownership import Ownership
 
@@ -84,6 +85,29 @@ class Metrics:
             registry=r,
         )
 
+        # webhooks (docs/webhooks.md, "Metrics")
+        self.webhook_deliveries = Counter(
+            "mxproxy_webhook_deliveries", "Webhook delivery attempts by result (delivered, retry, failed = parked)",
+            ["result"], registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "mxproxy_webhook_delivery_seconds", "Time from the event to the receiver's 2xx, first attempts",
+            buckets=PUSH_BUCKETS, registry=r,
+        )
+        self.webhook_outbox_depth = Gauge(
+            "mxproxy_webhook_outbox_depth", "Deliveries pending or being delivered, every endpoint", registry=r
+        )
+        self.webhook_disabled_endpoints = Gauge(
+            "mxproxy_webhook_disabled_endpoints", "Webhook endpoints disabled (by failures or an operator)", registry=r
+        )
+        self.webhook_endpoints_disabled = Counter(
+            "mxproxy_webhook_endpoints_disabled", "Webhook endpoints disabled after failing disableAfter times in a row",
+            registry=r,
+        )
+        self.webhook_dropped = Counter(
+            "mxproxy_webhook_dropped", "Webhook deliveries not stored (outbox queue full)", ["reason"], registry=r
+        )
+
     def watch_cluster(self, ownership: "Ownership") -> None:
         """Export the lease rounds' counters (``ownership.stats``) and the leases held."""
         def read() -> dict[str, float]:
@@ -97,6 +121,10 @@ class Metrics:
     def watch_sessions(self, sessions: "SessionManager") -> None:
         """Export ``sessions.stats`` (live sessions, reconnects, logins…) at scrape time."""
         self.registry.register(SessionStatsCollector(lambda: sessions.stats.as_dict()))
+
+    def watch_events(self, bus: "EventBus") -> None:
+        """Export the event bus's counters (``bus.stats()``) at scrape time."""
+        self.registry.register(EventStatsCollector(bus.stats))
 
     def watch_streams(self, streams: "StreamHub") -> None:
         """Export the open ``GET /events`` streams and why streams ended (``[sse] enabled``)."""
@@ -248,6 +276,21 @@ class ClusterStatsCollector(StatsCollector):
         "takeovers": "User leases taken over from another instance (lapsed or handed over)",
         "leases_lost": "User leases this instance lost (moved or lapsed)",
         "fenced_pushes": "Pushes not sent because this instance no longer held the user's lease",
+    }
+
+
+class EventStatsCollector(StatsCollector):
+    """Reads the event bus's counters when Prometheus scrapes (docs/events.md)."""
+
+    GAUGE_PREFIX = "mxproxy_events_"
+    COUNTER_PREFIX = "mxproxy_events_"
+    GAUGES = {
+        "users": "Users with event history on this instance",
+        "subscriptions": "Open event subscriptions (SSE streams, webhook writers)",
+    }
+    COUNTERS = {
+        "published": "Normalised events published",
+        "sink_errors": "Event subscribers that raised",
     }
 
 

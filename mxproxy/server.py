@@ -302,6 +302,7 @@ class ProxyServer:
         self.metrics: Any = None
         self.context: Any = None
         self.forwarder: Any = None
+        self.webhooks: Any = None
         from mxproxy.events.bus import EventBus
 
         #: the normalised event stream (docs/events.md); listens to the MX sessions only while
@@ -396,6 +397,7 @@ class ProxyServer:
         self.sessions = SessionManager(self.connector, self.store, config, ownership=ownership)
         self.metrics.watch_sessions(self.sessions)
         self.events.bind(self.sessions)
+        self.metrics.watch_events(self.events)
         if ownership is not None:
             set_instance(ownership.id)  # the "instance" field of JSON log lines
             from mxproxy.api.forwarding import Forwarder, PeerAuth, cluster_key
@@ -407,6 +409,7 @@ class ProxyServer:
             self.forwarder = Forwarder(PeerAuth(cluster_key(config.server.store_key or ""), ownership.id),
                                        self.metrics, read_timeout=answer_within)
         self.push = await self._start_push()
+        self.webhooks = await self._start_webhooks(ownership)
         await self.sessions.start()
 
         if config.signin.enabled:
@@ -461,7 +464,19 @@ class ProxyServer:
             log.warning("admin API not available (%s); serving the public API only", exc)
             return None
         bind_host = self.admin_listen.host if self.admin_listen is not None else None
-        return create_admin_app(self.context, push=self.push, bind_host=bind_host)
+        return create_admin_app(self.context, push=self.push, bind_host=bind_host, webhooks=self.webhooks)
+
+    async def _start_webhooks(self, ownership: Any) -> Any:
+        """``[webhooks] enabled``: the outbox writer on the event bus and the delivery worker,
+        started before the sessions so the first events of resumed sessions are kept."""
+        if not self.config.webhooks.enabled:
+            return None
+        from mxproxy.webhooks.service import WebhookService
+
+        service = WebhookService(self.config.webhooks, self.store, bus=self.events,
+                                 metrics=self.metrics, instance_id=ownership.id if ownership is not None else None)
+        await service.start()
+        return service
 
     async def _start_push(self) -> Any:
         """Wire the push dispatcher to session events when the push package provides one."""
@@ -537,7 +552,7 @@ class ProxyServer:
                 log.exception("stopping MX sessions failed")
             self.sessions = None
         self.events.close()  # whatever is still open: "shutdown"
-        for name in ("push", "forwarder", "provisioner", "azure", "signin_limits", "connector"):
+        for name in ("webhooks", "push", "forwarder", "provisioner", "azure", "signin_limits", "connector"):
             part = getattr(self, name)
             closer = None
             if part is not None:

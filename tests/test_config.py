@@ -236,3 +236,32 @@ def test_bad_cluster_values_name_the_key(monkeypatch: pytest.MonkeyPatch, cluste
     monkeypatch.delenv("ADVERTISE", raising=False)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config({"apps": {"c": "s"}, "cluster": cluster})
+
+
+def test_webhooks_are_off_by_default_and_typed() -> None:
+    default = parse_config({"apps": {"c": "s"}}).webhooks
+    assert not default.enabled and default.allow_networks == () and default.retry_for == 24 * 3600.0
+    cfg = parse_config({"apps": {"c": "s"}, "webhooks": {
+        "enabled": True, "allowNetworks": ["127.0.0.0/8", "::1"], "retryFor": "1h", "retryMin": "100ms",
+        "retryMax": "1s", "timeout": "2s", "claimTTL": "5s", "disableAfter": 3}}).webhooks
+    assert (cfg.enabled, cfg.allow_networks, cfg.retry_for, cfg.retry_min, cfg.retry_max, cfg.disable_after) == (
+        True, ("127.0.0.0/8", "::1"), 3600.0, 0.1, 1.0, 3)
+
+
+@pytest.mark.parametrize(
+    ("webhooks", "key"),
+    [
+        ({"enabled": "yes"}, "webhooks.enabled"),
+        ({"allowNetworks": ["localhost"]}, "webhooks.allowNetworks"),
+        ({"retryFor": "forever"}, "webhooks.retryFor"),
+        ({"retryMin": "10s", "retryMax": "1s"}, "webhooks.retryMax"),
+        ({"timeout": "30s", "claimTTL": "10s"}, "webhooks.claimTTL"),
+        ({"disableAfter": -1}, "webhooks.disableAfter"),
+        ({"concurrency": 0}, "webhooks.concurrency"),
+        ({"caFile": "/nonexistent/ca.pem"}, "webhooks.caFile"),
+        ({"retryfor": "1h"}, "webhooks.retryfor"),
+    ],
+)
+def test_bad_webhooks_values_name_the_key(webhooks: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"apps": {"c": "s"}, "webhooks": webhooks})

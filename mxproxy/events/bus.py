@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from mxproxy.config import EventsConfig
@@ -98,6 +98,10 @@ class EventBus:
         self.ids = ids or IdClock()
         self._required: set[str] = {"events"} if config.enabled else set()
         self._users: dict[str, _UserState] = {}
+        #: users with history, least recently published first: each publish empties the history
+        #: of the user at the head once it is all older than historyAge, so idle users do not
+        #: keep historySize events each forever
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._subs: dict[str, set[Subscription]] = {}  # per user
         self._all: set[Subscription] = set()  # user None: every user
         self._manager: SessionManager | None = None
@@ -153,6 +157,7 @@ class EventBus:
             manager.remove_listener(self._on_mx_event)
             self._attached = False
             self._users.clear()  # nobody listened meanwhile: what is kept would have gaps
+            self._recent.clear()
 
     def close(self, reason: str = SHUTDOWN) -> None:
         """Close every subscription (server stop)."""
@@ -257,14 +262,19 @@ class EventBus:
             self._publish(state, user, raw)
 
     def _publish(self, state: _UserState, user: str, raw: Raw) -> Event:
-        kind, data, at = raw
-        event = Event(id=self.ids.next(user), type=kind, user=user, time=at, data=data)
+        kind, data, at, key = raw
+        event_id = self.ids.next(user)
+        event = Event(id=event_id, type=kind, user=user, time=at, data=data, key=key or f"{kind}:{user}:{event_id}")
         history = state.history
         if self.history_size > 0:
             if len(history) == history.maxlen:
                 state.floor = max(state.floor, history[0].id)  # about to be evicted
             history.append(event)
             self._expire(state)
+            recent = self._recent
+            recent[user] = None
+            recent.move_to_end(user)
+            self._sweep()
         else:
             state.floor = event.id
         self.published += 1
@@ -276,6 +286,18 @@ class EventBus:
                 log.exception("event sink failed for %s", user)
         return event
 
+    def _sweep(self) -> None:
+        """Empty the history of the least recently published user if it has all expired."""
+        recent = self._recent
+        oldest = next(iter(recent))
+        state = self._users.get(oldest)
+        if state is None:
+            del recent[oldest]
+            return
+        self._expire(state)
+        if not state.history:
+            del recent[oldest]
+
     # -- ownership ---------------------------------------------------------------------------
     def _released(self, login: str, reason: str) -> None:
         """SessionManager: this instance no longer runs ``login`` (see the module doc)."""
@@ -286,9 +308,15 @@ class EventBus:
         for sub in list(self._subs.get(user, ())):
             sub._end(reason)
         self._users.pop(user, None)
+        self._recent.pop(user, None)
         self.ids.forget(user)
 
     def describe(self) -> dict[str, Any]:
-        """For metrics and the admin: what the bus holds."""
+        """For the admin: what the bus holds."""
         return {"attached": self._attached, "users": len(self._users), "subscriptions": self.subscribers(),
                 "published": self.published, "sinkErrors": self.sink_errors}
+
+    def stats(self) -> dict[str, float]:
+        """For ``/metrics`` (``Metrics.watch_events``)."""
+        return {"users": len(self._users), "subscriptions": self.subscribers(), "published": self.published,
+                "sink_errors": self.sink_errors}

@@ -39,8 +39,9 @@ from mxproxy.eventjson import delivered_concerns
 from mxproxy.events.model import rfc3339
 from mxproxy.push.policy import call_uuid
 
-#: (type, data, time) of one normalised event, before the bus numbers it.
-Raw = tuple[str, dict[str, Any], float]
+#: (type, data, time, key) of one normalised event, before the bus numbers it. ``key`` names the
+#: real transition the same way on any instance that saw it ("": the bus makes one from the id).
+Raw = tuple[str, dict[str, Any], float, str]
 
 INCOMING = "incoming"
 OUTGOING = "outgoing"
@@ -49,11 +50,15 @@ OUTGOING = "outgoing"
 MAX_CALLS = 100
 #: A call with no event for this long is forgotten (its end was never reported).
 CALL_TTL = 2 * 3600.0
-#: Ended call ids remembered, so a late duplicate of their last events creates nothing.
+#: Ended call ids remembered (at most this many, for this many seconds), so a late duplicate of
+#: their last events creates nothing while a call id the MX uses again later is a new call.
 ENDED_MEMORY = 256
-#: Mail ids and presence entries remembered per user.
-MAIL_MEMORY = 1000
-PRESENCE_MEMORY = 2000
+ENDED_WINDOW = 60.0
+#: Mail ids and presence entries (the user's own and the users the MX reports to them) remembered
+#: per user, to tell a repeat from a change; beyond, the oldest is forgotten (its next repeat is
+#: one extra event). Per user, so this bounds memory at thousands of users.
+MAIL_MEMORY = 500
+PRESENCE_MEMORY = 200
 #: The same address-book change again within this many seconds is a duplicate.
 CONTACT_REPEAT = 5.0
 #: ConnectionCleared causes that mean the call was handed on (not hung up).
@@ -73,8 +78,22 @@ class CallState:
     global_call_id: str = ""
     started: float = 0.0
     answered: float | None = None
+    started_text: str = ""  # rfc3339 of ``started``/``answered``, formatted once
+    answered_text: str | None = None
     transferred: bool = False
     seen: float = 0.0  # monotonic time of the last event
+    counts: dict[str, int] = field(default_factory=dict)  # events of each type so far
+
+    def answer(self, at: float) -> None:
+        self.answered = at
+        self.answered_text = rfc3339(at)
+
+    def raw(self, kind: str, data: dict[str, Any], at: float) -> Raw:
+        """One event of this call; its key is the type, the call's UUID, the MX's global call id
+        (a call id the MX uses again later is another call) and the ordinal of the type within
+        the call (the second hold is ``call.held:<uuid>:<global id>:2``)."""
+        n = self.counts[kind] = self.counts.get(kind, 0) + 1
+        return (kind, data, at, f"{kind}:{self.uuid}:{self.global_call_id}:{n}")
 
     def data(self) -> dict[str, Any]:
         return {
@@ -86,8 +105,8 @@ class CallState:
             "localName": self.local_name,
             "remoteNumber": self.remote_number,
             "remoteName": self.remote_name,
-            "startTime": rfc3339(self.started),
-            "answerTime": rfc3339(self.answered) if self.answered is not None else None,
+            "startTime": self.started_text,
+            "answerTime": self.answered_text,
         }
 
 
@@ -110,7 +129,7 @@ class UserNormalizer:
     login: str
     clock: Callable[[], float] = time.monotonic
     calls: OrderedDict[int, CallState] = field(default_factory=OrderedDict)
-    ended: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    ended: OrderedDict[int, float] = field(default_factory=OrderedDict)  # call id -> when it ended
     mails: OrderedDict[tuple[str, str], bool] = field(default_factory=OrderedDict)  # (media, id) -> read
     presence: OrderedDict[int, tuple[str, str, str]] = field(default_factory=OrderedDict)
     last_contact: tuple[Any, float] | None = None
@@ -132,6 +151,7 @@ class UserNormalizer:
                 del self.calls[call_id]
                 return None
             call.seen = now
+            self.calls.move_to_end(call_id)  # least recently seen first, for _new_call's bound
         return call
 
     def _new_call(self, event: Any, direction: str, state: str, local: str, remote: str) -> CallState:
@@ -143,16 +163,19 @@ class UserNormalizer:
             self.calls.popitem(last=False)
         call = CallState(call_id=event.call_id, uuid=call_uuid(self.login, event.call_id), direction=direction,
                          state=state, local_number=local, remote_number=remote,
-                         global_call_id=event.global_call_id, started=event.received_at, seen=now)
+                         global_call_id=event.global_call_id, started=event.received_at,
+                         started_text=rfc3339(event.received_at), seen=now)
         self.calls[event.call_id] = call
         return call
 
     def _known_ended(self, call_id: int) -> bool:
-        return call_id in self.ended
+        ended = self.ended.get(call_id)
+        return ended is not None and self.clock() - ended < ENDED_WINDOW
 
     def _end(self, call: CallState, event: Any, reason: str, ext: str, **extra: Any) -> list[Raw]:
         self.calls.pop(call.call_id, None)
-        self.ended[call.call_id] = None
+        self.ended.pop(call.call_id, None)
+        self.ended[call.call_id] = self.clock()
         while len(self.ended) > ENDED_MEMORY:
             self.ended.popitem(last=False)
         end = event.received_at
@@ -165,7 +188,7 @@ class UserNormalizer:
             cause=event.cause,
             **extra,
         )
-        return [("call.ended", data, end)]
+        return [call.raw("call.ended", data, end)]
 
     def _delivered(self, event: Delivered, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -176,7 +199,7 @@ class UserNormalizer:
                 call = self._new_call(event, INCOMING, "ringing", ext, event.calling_device)
                 call.remote_name = event.calling_display_name
                 call.local_name = event.alerting_display_name if event.alerting_device == ext else ""
-                return [("call.ringing", call.data(), event.received_at)]
+                return [call.raw("call.ringing", call.data(), event.received_at)]
             if call.direction == INCOMING and not call.remote_name:
                 call.remote_name = event.calling_display_name
             return []
@@ -187,7 +210,7 @@ class UserNormalizer:
                 return []
             call = self._new_call(event, OUTGOING, "dialing", ext, far)
             call.remote_name = event.alerting_display_name
-            return [("call.dialing", call.data(), event.received_at)]
+            return [call.raw("call.dialing", call.data(), event.received_at)]
         if call.direction == OUTGOING and call.state == "dialing":
             call.remote_number = far or call.remote_number
             call.remote_name = event.alerting_display_name or call.remote_name
@@ -197,7 +220,7 @@ class UserNormalizer:
         if self._call(event.call_id) is not None or self._known_ended(event.call_id):
             return []
         call = self._new_call(event, OUTGOING, "dialing", ext, event.called_device)
-        return [("call.dialing", call.data(), event.received_at)]
+        return [call.raw("call.dialing", call.data(), event.received_at)]
 
     def _established(self, event: Established, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -213,21 +236,21 @@ class UserNormalizer:
                 call = self._new_call(event, INCOMING, "active", ext, event.calling_device)
                 call.remote_name = event.calling_display_name
                 call.local_name = event.answering_display_name if event.answering_device == ext else ""
-            call.answered = event.received_at
-            return [("call.answered", call.data(), event.received_at)]
+            call.answer(event.received_at)
+            return [call.raw("call.answered", call.data(), event.received_at)]
         if call.state not in ("ringing", "dialing"):
             return []  # already answered: a repeat
         if call.direction == INCOMING and event.answering_device and event.answering_device != ext:
             # picked up by another device (a colleague, a hunt group): over for this user
             return self._end(call, event, "answered-elsewhere", ext, answeredBy=event.answering_device)
         call.state = "active"
-        call.answered = event.received_at
+        call.answer(event.received_at)
         if call.direction == OUTGOING:
             call.remote_name = event.answering_display_name or call.remote_name
         else:
             call.local_name = event.answering_display_name or call.local_name
             call.remote_name = call.remote_name or event.calling_display_name
-        return [("call.answered", call.data(), event.received_at)]
+        return [call.raw("call.answered", call.data(), event.received_at)]
 
     def _held(self, event: Held, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -236,7 +259,7 @@ class UserNormalizer:
         call.state = "held"
         data = call.data()
         data["by"] = _side(event.holding_device, ext)
-        return [("call.held", data, event.received_at)]
+        return [call.raw("call.held", data, event.received_at)]
 
     def _retrieved(self, event: Retrieved, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -245,7 +268,7 @@ class UserNormalizer:
         call.state = "active"
         data = call.data()
         data["by"] = _side(event.retrieving_device, ext)
-        return [("call.resumed", data, event.received_at)]
+        return [call.raw("call.resumed", data, event.received_at)]
 
     def _transferred(self, event: Transferred, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -254,7 +277,7 @@ class UserNormalizer:
         call.transferred = True
         data = call.data()
         data.update(by=_side(event.transferring_device, ext), transferredTo=event.transferred_to_device)
-        return [("call.transferred", data, event.received_at)]
+        return [call.raw("call.transferred", data, event.received_at)]
 
     def _cleared(self, event: ConnectionCleared, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
@@ -265,7 +288,7 @@ class UserNormalizer:
             call.transferred = True
             data = call.data()
             data.update(by=_side(event.releasing_device, ext), transferredTo="")
-            out.append(("call.transferred", data, event.received_at))
+            out.append(call.raw("call.transferred", data, event.received_at))
         reason = "transferred" if call.transferred else "hangup"
         out += self._end(call, event, reason, ext, endedBy=_side(event.releasing_device, ext))
         return out
@@ -292,7 +315,7 @@ class UserNormalizer:
             if known is True:
                 return []
             self._remember_mail(key, True)
-            return [("voicemail.read", _mail_read(event.mail_id, event.media_type), event.received_at)]
+            return [self._mail_raw("voicemail.read", _mail_read(event.mail_id, event.media_type), event.received_at)]
         if known is not None:
             return []  # a repeat of a mail already announced
         self._remember_mail(key, False)
@@ -302,7 +325,7 @@ class UserNormalizer:
             "received": rfc3339(event.received) if event.received else None, "duration": event.duration,
             "urgent": event.urgent, "private": event.private, "note": event.note,
         }
-        return [("voicemail.new", data, event.received_at)]
+        return [self._mail_raw("voicemail.new", data, event.received_at)]
 
     def mail_read(self, mail_id: str, media_type: str, at: float) -> list[Raw]:
         """The user marked a mail read through the proxy (the MX sends no event for that)."""
@@ -310,7 +333,10 @@ class UserNormalizer:
         if self.mails.get(key) is True:
             return []
         self._remember_mail(key, True)
-        return [("voicemail.read", _mail_read(mail_id, media_type), at)]
+        return [self._mail_raw("voicemail.read", _mail_read(mail_id, media_type), at)]
+
+    def _mail_raw(self, kind: str, data: dict[str, Any], at: float) -> Raw:
+        return (kind, data, at, f"{kind}:{self.login}:{data['mediaType']}:{data['mailId']}")
 
     def _remember_mail(self, key: tuple[str, str], read: bool) -> None:
         self.mails[key] = read
@@ -330,16 +356,17 @@ class UserNormalizer:
             self.presence.popitem(last=False)
         data = {"userId": jid, "self": own, "status": event.status,
                 "mxStatus": [f for f in event.mx_status.split("|") if f], "note": event.note}
-        return [("presence.changed", data, event.received_at)]
+        return [("presence.changed", data, event.received_at, "")]
 
     def _address_book(self, event: AddressBookChanged, ext: str, user_id: int) -> list[Raw]:
         now = self.clock()
         identity = (event.kind, event.user_id, event.contact)
-        if self.last_contact is not None and self.last_contact[0] == identity and now - self.last_contact[1] < CONTACT_REPEAT:
+        last = self.last_contact
+        if last is not None and last[0] == identity and now - last[1] < CONTACT_REPEAT:
             return []
         self.last_contact = (identity, now)
         data = {"change": event.kind, "userId": event.user_id, "contact": _contact(event.contact)}
-        return [("contacts.changed", data, event.received_at)]
+        return [("contacts.changed", data, event.received_at, "")]
 
 
 def _mail_read(mail_id: str, media_type: str) -> dict[str, Any]:

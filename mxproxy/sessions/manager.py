@@ -182,8 +182,11 @@ class SessionManager:
         self._stopping = True
         owners = list(self._owners.values())
         self._owners.clear()
+        # in a cluster another instance takes the users over (hand_over named successors, or their
+        # leases lapse there): "moved"; a single instance's users have nowhere to go
+        reason = RELEASED_MOVED if self.ownership is not None else RELEASED_SHUTDOWN
         for owner in owners:
-            self._released(owner.login, RELEASED_SHUTDOWN)
+            self._released(owner.login, reason)
         if owners:
             tasks = [asyncio.create_task(o.shutdown(logout=True)) for o in owners]
             done, pending = await asyncio.wait(tasks, timeout=self.options.stop_timeout)

@@ -184,6 +184,108 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=5,
+        description="webhooks: subscriptions and the outbox of their deliveries",
+        sqlite=(
+            """CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY CHECK (id <> ''),
+                url TEXT NOT NULL CHECK (url <> ''),
+                events TEXT NOT NULL,
+                users TEXT,
+                secret_enc TEXT NOT NULL,
+                enabled INTEGER NOT NULL,
+                disabled_reason TEXT,
+                disabled_at REAL,
+                consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                total_failures BIGINT NOT NULL DEFAULT 0,
+                total_delivered BIGINT NOT NULL DEFAULT 0,
+                last_success_at REAL,
+                last_failure_at REAL,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            """CREATE TABLE webhook_deliveries (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+                login TEXT NOT NULL,
+                event_id BIGINT NOT NULL,
+                event_type TEXT NOT NULL,
+                transition TEXT,
+                ordering_key TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                payload BLOB NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'delivering', 'delivered', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                retry_from REAL NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at REAL,
+                last_status INTEGER,
+                last_error TEXT,
+                event_time REAL NOT NULL,
+                created_at REAL NOT NULL,
+                delivered_at REAL
+            )""",
+            "CREATE UNIQUE INDEX webhook_deliveries_per_event ON webhook_deliveries (webhook_id, login, event_id)",
+            """CREATE UNIQUE INDEX webhook_deliveries_per_transition
+                ON webhook_deliveries (webhook_id, login, event_type, transition) WHERE transition IS NOT NULL""",
+            """CREATE INDEX webhook_deliveries_open ON webhook_deliveries (webhook_id, ordering_key, event_id)
+                WHERE state IN ('pending', 'delivering')""",
+            """CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+                WHERE state IN ('pending', 'delivering')""",
+            "CREATE INDEX webhook_deliveries_listing ON webhook_deliveries (webhook_id, state, id)",
+        ),
+        postgres=(
+            """CREATE TABLE {s}.webhooks (
+                id TEXT PRIMARY KEY CHECK (id <> ''),
+                url TEXT NOT NULL CHECK (url <> ''),
+                events TEXT NOT NULL,
+                users TEXT,
+                secret_enc TEXT NOT NULL,
+                enabled BOOLEAN NOT NULL,
+                disabled_reason TEXT,
+                disabled_at DOUBLE PRECISION,
+                consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                total_failures BIGINT NOT NULL DEFAULT 0,
+                total_delivered BIGINT NOT NULL DEFAULT 0,
+                last_success_at DOUBLE PRECISION,
+                last_failure_at DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE {s}.webhook_deliveries (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                webhook_id TEXT NOT NULL REFERENCES {s}.webhooks (id) ON DELETE CASCADE,
+                login TEXT NOT NULL,
+                event_id BIGINT NOT NULL,
+                event_type TEXT NOT NULL,
+                transition TEXT,
+                ordering_key TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                payload BYTEA NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'delivering', 'delivered', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                retry_from DOUBLE PRECISION NOT NULL,
+                claimed_by TEXT,
+                claim_expires_at DOUBLE PRECISION,
+                last_status INTEGER,
+                last_error TEXT,
+                event_time DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                delivered_at DOUBLE PRECISION
+            )""",
+            "CREATE UNIQUE INDEX webhook_deliveries_per_event ON {s}.webhook_deliveries (webhook_id, login, event_id)",
+            """CREATE UNIQUE INDEX webhook_deliveries_per_transition
+                ON {s}.webhook_deliveries (webhook_id, login, event_type, transition) WHERE transition IS NOT NULL""",
+            """CREATE INDEX webhook_deliveries_open ON {s}.webhook_deliveries (webhook_id, ordering_key, event_id)
+                WHERE state IN ('pending', 'delivering')""",
+            """CREATE INDEX webhook_deliveries_due ON {s}.webhook_deliveries (next_attempt_at)
+                WHERE state IN ('pending', 'delivering')""",
+            "CREATE INDEX webhook_deliveries_listing ON {s}.webhook_deliveries (webhook_id, state, id)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

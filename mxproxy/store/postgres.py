@@ -64,6 +64,20 @@ class PostgresStore(SQLStore):
     """Users, device tokens and signing keys in PostgreSQL, safe to share between processes."""
 
     _lock_row = " FOR UPDATE"
+    _skip_locked = " FOR UPDATE OF c SKIP LOCKED"
+    _json_id_status = ("SELECT (j.value->>0)::bigint AS id, (j.value->>1)::integer AS status "
+                       "FROM jsonb_array_elements(?::jsonb) AS j(value)")
+    _delivered_cte = """WITH done AS (
+            UPDATE {d} SET state = 'delivered', attempts = {d}.attempts + 1, last_status = r.status,
+                last_error = NULL, claimed_by = NULL, claim_expires_at = NULL, delivered_at = {now}
+            FROM ({pairs}) AS r
+            WHERE {d}.id = r.id AND {d}.claimed_by = ? AND {d}.state = 'delivering'
+            RETURNING {d}.id AS id, {d}.webhook_id AS webhook_id),
+        counted AS (
+            UPDATE {w} SET consecutive_failures = 0, total_delivered = {w}.total_delivered + c.n,
+                last_success_at = {now}
+            FROM (SELECT webhook_id, COUNT(*) AS n FROM done GROUP BY webhook_id) AS c WHERE {w}.id = c.webhook_id)
+        SELECT id FROM done"""
     _foreign_key_errors = (asyncpg.ForeignKeyViolationError,)
     shared = True
     _now = "(EXTRACT(EPOCH FROM clock_timestamp())::double precision)"
@@ -107,6 +121,8 @@ class PostgresStore(SQLStore):
         self._leases = f"{s}.user_leases"
         self._claims = f"{s}.push_claims"
         self._generations = f"{s}.token_generations"
+        self._webhooks = f"{s}.webhooks"
+        self._deliveries = f"{s}.webhook_deliveries"
 
     @property
     def where(self) -> str:
@@ -179,6 +195,11 @@ class PostgresStore(SQLStore):
     async def _run(self, sql: str, *params: Any) -> int:
         async with self._conn() as conn:
             return await _Statements(conn).run(sql, *params)
+
+    async def _atomic_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """asyncpg's executemany is atomic: no BEGIN/COMMIT round trips around it."""
+        async with self._conn() as conn:
+            await _Statements(conn).many(sql, params)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Transaction]:

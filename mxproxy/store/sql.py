@@ -26,6 +26,7 @@ from mxproxy.store.base import (
 )
 from mxproxy.store.cluster import ClusterStatements
 from mxproxy.store.crypto import SecretBox
+from mxproxy.store.outbox import WebhookStatements
 
 #: How often put_token retries when a concurrent registration of the same token won the insert.
 PUT_TOKEN_ATTEMPTS = 5
@@ -71,7 +72,7 @@ class _DryRun(Exception):
 MX_CERT = "mxcert:"
 
 
-class SQLStore(ClusterStatements, Store):
+class SQLStore(WebhookStatements, ClusterStatements, Store):
     """Every Store operation, written once; subclasses supply the dialect's plumbing."""
 
     #: Table names as the dialect spells them (PostgreSQL qualifies them with the schema).

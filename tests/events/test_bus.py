@@ -200,3 +200,13 @@ async def test_the_bus_listens_to_the_mx_sessions_only_while_someone_needs_event
     finally:
         quiet.unbind()
     assert quiet._on_mx_event not in manager._listeners
+
+
+def test_an_idle_users_expired_history_is_emptied_when_others_publish() -> None:
+    clock = Clock()
+    bus = bus_with(age=60.0, clock=clock)
+    old = publish(bus, ALICE, 3)
+    clock.now += 61
+    publish(bus, BOB, 1)  # alice publishes nothing more; her events are past historyAge
+    assert not bus._users[ALICE].history and ALICE not in bus._recent
+    assert bus.history(ALICE, old[-1].id) == [] and bus.history(ALICE, old[0].id) is None

@@ -16,6 +16,12 @@ from tests.waiting import eventually
 
 
 async def serve(tmp_path: Path, start_simulator: Any, extra: str) -> tuple[ProxyServer, Any]:
+    server, sim, _ = await serve_signed_in(tmp_path, start_simulator, extra)
+    return server, sim
+
+
+async def serve_signed_in(tmp_path: Path, start_simulator: Any, extra: str) -> tuple[ProxyServer, Any, str]:
+    """A started server with dmitrys signed in; the bearer token."""
     sim = await start_simulator(control=True)
     me = next(u for u in sim.fixture.users if u.login == "dmitrys")
     path = write_config(tmp_path, sim.port, me.password)
@@ -26,7 +32,7 @@ async def serve(tmp_path: Path, start_simulator: Any, extra: str) -> tuple[Proxy
         r = await client.post(f"{server.public_url}/auth", auth=CLIENT, data={
             "username": "dmitrys@xyzrd.com", "password": APP_PASSWORD, "grant_type": "password"})
         assert r.status_code == 200, r.text
-    return server, sim
+    return server, sim, r.json()["access_token"]
 
 
 @pytest.mark.parametrize("extra, attached", [
@@ -56,6 +62,10 @@ async def test_the_bus_listens_to_mx_events_only_when_enabled(tmp_path: Path, st
             assert bus.history("dmitrys", seen[0].id - 1) == seen
         else:
             assert bus.published == 0 and not seen
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{server.admin_url}/metrics")).text
+        published = next(line for line in metrics.splitlines() if line.startswith("mxproxy_events_published_total"))
+        assert float(published.split()[-1]) == bus.published
     finally:
         await server.stop()
     assert not bus.attached
@@ -90,3 +100,26 @@ def test_events_config_defaults_and_values() -> None:
     assert (default.enabled, default.history_size, default.history_age) == (False, 200, 600.0)
     given = parse_config({"apps": {"a": "b"}, "events": {"enabled": True, "historySize": 0, "historyAge": "1h"}}).events
     assert (given.enabled, given.history_size, given.history_age) == (True, 0, 3600.0)
+
+
+async def test_marking_a_voicemail_read_through_the_api_is_voicemail_read(tmp_path: Path,
+                                                                        start_simulator: Any) -> None:
+    server, sim, token = await serve_signed_in(tmp_path, start_simulator, "[events]\nenabled = true\n")
+    try:
+        seen: list[Any] = []
+        server.events.subscribe("dmitrys", seen.append)
+        me = next(u for u in sim.fixture.users if u.login == "dmitrys")
+        async with httpx.AsyncClient(base_url=sim.control_url) as control:
+            r = await control.post("/voicemails", json={"ext": me.ext, "from": "5550100", "duration": 3})
+            mail_id = r.json()["mailId"]
+        await eventually(lambda: [e.type for e in seen] == ["voicemail.new"], "voicemail.new")
+        async with httpx.AsyncClient(base_url=server.public_url,
+                                     headers={"Authorization": f"Bearer {token}"}) as api:
+            for body in ({"read": False}, {"read": True}, {"read": True}, {"note": "call back"}):
+                r = await api.patch(f"/voicemails/{mail_id}", json=body)
+                assert r.status_code == 200, r.text
+        await eventually(lambda: len(seen) >= 2, "voicemail.read")
+        assert [(e.type, e.data) for e in seen] == [
+            ("voicemail.new", seen[0].data), ("voicemail.read", {"mailId": str(mail_id), "mediaType": "VoiceMail"})]
+    finally:
+        await server.stop()
