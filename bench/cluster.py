@@ -10,9 +10,13 @@ Measured, in one run:
 * **renewal cost**: transactions/s the database committed while the cluster idled
   (``pg_stat_database.xact_commit``; every store statement is its own transaction, and asyncpg's
   reset of the pooled connection after it one more), per instance;
-* **takeover**: SIGKILL one instance, time until its users are live on the survivors;
+* **takeover**: SIGKILL one instance, then in phases: until its leases lapse (the TTL: they are
+  the fence, nobody may take them earlier), until the survivors hold every lease (the lease
+  rounds' own work), until every user is live again (the MX logins);
 * **forwarding**: ``GET /auth`` p50/p99 sent to the owner directly vs to another instance
-  (forwarded), sequential, interleaved, and the difference.
+  (forwarded), sequential, interleaved, and the difference; plus the CPU time (``/proc``) the
+  forwarding instance spends per forwarded request next to what the owner spends per request
+  it serves, which a loaded machine disturbs far less than the latencies.
 
 The database is created for the run on the machine's PostgreSQL (``--pg``) and dropped after.
 """
@@ -77,11 +81,14 @@ host = "127.0.0.1:{sim_port}"
         self.stderr = (tmp / f"{name}.stderr").open("wb")
         self.proc = None
 
-    def start(self) -> None:
+    def start(self, profile: str | None = None) -> None:
         import subprocess
 
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE")}
-        self.proc = subprocess.Popen([MXPROXY, "--log-level", "warning", "serve", "--config", str(self.config)],
+        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE", "INSTANCE_ID")}
+        # --profile DIR: each instance under bench/sampler.py, written to DIR/<name>.txt at its (SIGTERM) exit
+        command = [sys.executable, str(Path(__file__).with_name("sampler.py")), f"{profile}/{self.name}.txt", "-m", "mxproxy"] \
+            if profile else [MXPROXY]
+        self.proc = subprocess.Popen([*command, "--log-level", "warning", "serve", "--config", str(self.config)],
                                      cwd=self.config.parent, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
 
@@ -149,6 +156,24 @@ async def xact_commits(dsn: str, name: str) -> int:
         await conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def victim_lease_expiry(dsn: str, victim: str) -> float:
+    """Seconds until the last lease the victim holds lapses (the database's clock)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval(
+            "SELECT max(expires_at) - extract(epoch FROM clock_timestamp()) FROM mxproxy.user_leases WHERE instance = $1",
+            victim)
+        return float(value or 0.0)
+    finally:
+        await conn.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -178,7 +203,7 @@ async def run(args: argparse.Namespace) -> None:
             instances = [Instance(chr(ord("a") + k), Path(tmp), dsn, sim.port, args.ttl) for k in range(args.instances)]
             async with httpx.AsyncClient(trust_env=False) as client:
                 for inst in instances:
-                    inst.start()
+                    inst.start(args.profile)
                 all_live = await wait_all_live(client, instances, args.users, args.timeout)
                 print(f"{args.instances} instances x {args.users} users (lease TTL {args.ttl}): every user live "
                       f"once after {all_live:.1f}s from process start; per instance "
@@ -207,27 +232,40 @@ async def run(args: argparse.Namespace) -> None:
                 direct = next(i for i in instances if i.name == owner)
                 other = next(i for i in instances if i.name != owner)
                 times: dict[str, list[float]] = {"direct": [], "forwarded": []}
+                assert direct.proc is not None and other.proc is not None
+                cpu_before = {}
                 for k in range(args.requests * 2 + 40):
+                    if k == 40:  # warm-up done: connection pools, caches
+                        cpu_before = {"direct": cpu_seconds(direct.proc.pid), "other": cpu_seconds(other.proc.pid)}
                     target = (direct, "direct") if k % 2 == 0 else (other, "forwarded")
                     start = time.perf_counter()
                     resp = await client.get(f"{target[0].url}/auth", headers=headers)
                     took = time.perf_counter() - start
                     assert resp.status_code == 200, resp.text
-                    if k >= 40:  # warm-up: connection pools, caches
+                    if k >= 40:
                         times[target[1]].append(took * 1000)
+                owner_cpu = (cpu_seconds(direct.proc.pid) - cpu_before["direct"]) / (2 * args.requests) * 1000
+                hop_cpu = (cpu_seconds(other.proc.pid) - cpu_before["other"]) / args.requests * 1000
                 d50, d99 = percentile(times["direct"], 0.5), percentile(times["direct"], 0.99)
                 f50, f99 = percentile(times["forwarded"], 0.5), percentile(times["forwarded"], 0.99)
                 print(f"GET /auth ({args.requests} each, sequential): direct p50 {d50:.2f} ms p99 {d99:.2f} ms; "
                       f"forwarded p50 {f50:.2f} ms p99 {f99:.2f} ms; forwarding adds {f50 - d50:.2f} ms p50 "
                       f"(ratio {f50 / d50:.2f}); mean direct {statistics.mean(times['direct']):.2f} ms", flush=True)
+                print(f"CPU per request: forwarding instance {hop_cpu:.3f} ms per forwarded request; owner "
+                      f"{owner_cpu:.3f} ms per request served (direct or forwarded); hop / served "
+                      f"{hop_cpu / owner_cpu:.2f}; load average {os.getloadavg()[0]:.1f}", flush=True)
+                if args.skip_takeover:
+                    return
 
                 victim = instances[-1]
                 victims = [login for login, names in (await live_map(client, instances)).items()
                            if names == [victim.name]]
                 assert victim.proc is not None
+                lapse_at = time.perf_counter() + await victim_lease_expiry(dsn, victim.name)
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait()
                 killed = time.perf_counter()
+                lapse = lapse_at - killed
                 survivors = instances[:-1]
                 while True:  # the lease part: until the survivors hold every user
                     held = sum([(await client.get(f"{i.admin}/cluster", timeout=30)).json()["held"] for i in survivors])
@@ -236,9 +274,11 @@ async def run(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.1)
                 leased = time.perf_counter() - killed
                 await wait_all_live(client, survivors, args.users, args.timeout)
-                print(f"takeover: SIGKILL of {victim.name} holding {len(victims)} users -> the survivors hold "
-                      f"every lease after {leased:.1f}s (lease TTL {args.ttl}), all live after "
-                      f"{time.perf_counter() - killed:.1f}s", flush=True)
+                live = time.perf_counter() - killed
+                print(f"takeover: SIGKILL of {victim.name} holding {len(victims)} users (lease TTL {args.ttl}) -> "
+                      f"its leases lapse after {lapse:.1f}s, the survivors hold every lease after {leased:.1f}s "
+                      f"({leased - lapse:.2f}s after the lapse), all live after {live:.1f}s "
+                      f"({live - leased:.1f}s of MX logins); load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         for inst in instances:
             if inst.proc is not None and inst.proc.poll() is None:
@@ -259,6 +299,8 @@ def main() -> None:
     parser.add_argument("--ttl", default="15s", help="[cluster] leaseTTL")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle cluster for the renewal cost")
     parser.add_argument("--requests", type=int, default=300, help="GET /auth per path")
+    parser.add_argument("--profile", metavar="DIR", help="sample the instances CPU (bench/sampler.py), stats to DIR/<name>.txt")
+    parser.add_argument("--skip-takeover", action="store_true", help="stop after the forwarding figures")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()

@@ -22,7 +22,10 @@ Figures, with the targets of issue 13:
 * the longest event-loop stall of the proxy during the calls (target: none over 100 ms);
 * the proxy's CPU per call and per SSE frame written.
 
-Webhooks (event → webhook request p99, target 50 ms): not measured yet (docs/benchmarks.md).
+* with ``[webhooks] enabled`` in the same run (default; ``--no-webhooks`` leaves it out), one
+  subscription to ``call.*`` for every user, delivered to a receiver in this process (aiohttp on
+  loopback, 204): event → webhook request p50/p99/max, from the same CSTA frame stamp to the
+  request read here (target p99 ≤ 50 ms), and how many arrived (each exactly once).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 CLIENT = ("benchapp", "bench-app-secret")
 KINDS = {"Delivered": "call.ringing", "Established": "call.answered", "ConnectionCleared": "call.ended"}
 FRAME = re.compile(rb'"type":"(call\.[a-z]+)".*?"callId":(\d+)')
-TARGETS = {"p99ms": 20.0, "rssKiB": 50.0, "stallMs": 100.0}
+TARGETS = {"p99ms": 20.0, "rssKiB": 50.0, "stallMs": 100.0, "webhookP99ms": 50.0}
 
 
 # --- the simulator process ----------------------------------------------------------------------
@@ -109,12 +112,14 @@ async def _peer(users: int) -> None:
 # --- the proxy process --------------------------------------------------------------------------
 
 
-async def _serve(config_path: str) -> None:
+async def _serve(config_path: str, webhook_url: str | None = None) -> None:
     from mxproxy.config import load_config
     from mxproxy.server import ProxyServer
 
     server = ProxyServer(load_config(config_path))
     await server.start()
+    if webhook_url:  # what POST /webhooks on the admin API does
+        await server.webhooks.create(webhook_url, ["call.*"], None)
     print(json.dumps({"url": server.public_url, "pid": os.getpid()}), flush=True)
     loop = asyncio.get_running_loop()
     worst = [0.0]
@@ -224,8 +229,15 @@ class Child:
             self.proc.kill()
 
 
+WEBHOOKS = """
+[webhooks]
+enabled = true
+allowNetworks = ["127.0.0.0/8"]
+"""
+
+
 def write_config(directory: Path, sim_port: int, users: list[dict[str, str]], per_user: int,
-                 max_streams: int, heartbeat: str) -> Path:
+                 max_streams: int, heartbeat: str, webhooks: bool = False) -> Path:
     tables = "\n".join(f'[static.users."{u["login"]}"]\npassword = "app-{u["login"]}"\nmxPassword = "pw"\n'
                        for u in users)
     path = directory / "bench.toml"
@@ -245,6 +257,7 @@ enabled = true
 maxPerUser = {per_user}
 maxStreams = {max_streams}
 heartbeat = "{heartbeat}"
+{WEBHOOKS if webhooks else ""}
 [static]
 host = "127.0.0.1:{sim_port}"
 {tables}
@@ -287,6 +300,37 @@ class Streams:
             writer.close()
 
 
+class Receiver:
+    """The webhook receiver: every request's (type, call id, arrival), answered 204."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[str, int, int]] = []
+        self.runner: Any = None
+        self.url = ""
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            now = time.time_ns()
+            event = json.loads(body)
+            self.arrivals.append((event["type"], int(event["data"]["callId"]), now))
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hook", handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hook"  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
 async def sign_in(url: str, logins: list[str], concurrency: int = 40) -> dict[str, str]:
     import httpx
 
@@ -326,8 +370,12 @@ async def main(args: argparse.Namespace) -> None:
         peer = Child("--peer", str(args.users), cpus=other_cpus)
         users = peer.hello["users"]
         config = write_config(Path(tmp), peer.hello["port"], users, args.per_user, total_streams + 100,
-                              args.heartbeat)
-        proxy = Child("--serve", str(config), cpus=proxy_cpus)
+                              args.heartbeat, webhooks=args.webhooks)
+        receiver = Receiver()
+        if args.webhooks:
+            await receiver.start()
+        proxy = Child("--serve", str(config), *(["--webhook-url", receiver.url] if args.webhooks else []),
+                      cpus=proxy_cpus)
         streams = Streams()
         try:
             started = time.monotonic()
@@ -351,6 +399,10 @@ async def main(args: argparse.Namespace) -> None:
             cpu0 = proxy.cpu()
             result = await peer.ask(op="calls", rate=args.rate, count=count, exts=[u["ext"] for u in users])
             await asyncio.sleep(1.0)
+            if args.webhooks:  # the last deliveries may still be on their way
+                deadline = time.monotonic() + 30
+                while len(receiver.arrivals) < count * 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
             cpu = proxy.cpu() - cpu0
             stalled = await proxy.ask(op="stall")
             stall = stalled["stall"]
@@ -360,6 +412,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.gather(*streams.tasks, return_exceptions=True)
             proxy.stop()
             peer.stop()
+            await receiver.stop()
     stamps: dict[str, dict[str, int]] = result["stamps"]
     latencies: dict[str, list[float]] = {kind: [] for kind in KINDS.values()}
     seen: dict[tuple[str, int], int] = {}
@@ -389,7 +442,25 @@ async def main(args: argparse.Namespace) -> None:
           f"{stalled['collections']}, longest {stalled['gcMax'] * 1000:.1f} ms, full ones {stalled['gen2']} "
           f"(longest {stalled['gen2Max'] * 1000:.1f} ms)")
     print(f"proxy CPU: {cpu:.2f} s for {count} calls: {cpu / count * 1e3:.2f} ms per call, "
-          f"{cpu / max(1, len(streams.arrivals)) * 1e6:.0f} µs per SSE frame (MX events, bus, SSE all included)")
+          f"{cpu / max(1, len(streams.arrivals)) * 1e6:.0f} µs per SSE frame (MX events, bus, SSE"
+          f"{', webhooks' if args.webhooks else ''} all included)")
+    if args.webhooks:
+        hooks: dict[str, list[float]] = {kind: [] for kind in KINDS.values()}
+        delivered: dict[tuple[str, int], int] = {}
+        for kind, call_id, at in receiver.arrivals:
+            sent = stamps.get(kind, {}).get(str(call_id))
+            delivered[(kind, call_id)] = delivered.get((kind, call_id), 0) + 1
+            if sent is not None:
+                hooks[kind].append((at - sent) / 1e6)
+        all_hooks = [v for values in hooks.values() for v in values]
+        once = sum(1 for n in delivered.values() if n == 1)
+        hp99 = percentile(all_hooks, 0.99)
+        print(f"event → webhook request: {len(receiver.arrivals)} of {count * 3} ({once} exactly once); "
+              f"p50 {percentile(all_hooks, 0.5):.2f} ms, p99 {hp99:.2f} ms, max {max(all_hooks, default=0):.1f} ms "
+              f"(target p99 {TARGETS['webhookP99ms']:.0f} ms: {hp99 / TARGETS['webhookP99ms']:.2f}x)")
+        for kind, values in hooks.items():
+            print(f"  {kind:14} p50 {percentile(values, 0.5):6.2f} ms  p99 {percentile(values, 0.99):6.2f} ms  "
+                  f"n={len(values)}")
 
 
 if __name__ == "__main__":
@@ -401,6 +472,9 @@ if __name__ == "__main__":
     parser.add_argument("--heartbeat", default="15s", help="[sse] heartbeat of the proxy")
     parser.add_argument("--peer", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--webhook-url", help=argparse.SUPPRESS)
+    parser.add_argument("--no-webhooks", dest="webhooks", action="store_false",
+                        help="leave [webhooks] out (SSE only)")
     args = parser.parse_args()
     from mxproxy import runtime
 
@@ -414,10 +488,10 @@ if __name__ == "__main__":
 
             async def debugged() -> None:
                 asyncio.get_running_loop().slow_callback_duration = 0.05
-                await _serve(args.serve)
+                await _serve(args.serve, args.webhook_url)
 
             asyncio.run(debugged(), debug=True)
         else:
-            runtime.run(_serve(args.serve))
+            runtime.run(_serve(args.serve, args.webhook_url))
     else:
         asyncio.run(main(args))

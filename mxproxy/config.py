@@ -637,7 +637,8 @@ def _sse(s: _Section) -> SSEConfig:
 
 
 def _cluster(s: _Section) -> ClusterConfig:
-    advertise = (os.environ.get("ADVERTISE") or s.string("advertise")).strip().rstrip("/") or None
+    configured = s.string("advertise")  # read (declared) even when the environment wins
+    advertise = (os.environ.get("ADVERTISE") or configured).strip().rstrip("/") or None
     if advertise is not None:
         from urllib.parse import urlsplit
 
@@ -652,7 +653,9 @@ def _cluster(s: _Section) -> ClusterConfig:
     lease_ttl = s.duration("leaseTTL", "15s")
     if lease_ttl < 1.0:
         raise ConfigError(f"{s.key('leaseTTL')}: must be at least 1s")
-    instance_id = s.string("instanceId").strip() or None
+    # env INSTANCE_ID wins (one config file for several instances: a systemd template sets it)
+    configured_id = s.string("instanceId")  # read (declared) even when the environment wins
+    instance_id = (os.environ.get("INSTANCE_ID") or configured_id).strip() or None
     if instance_id is not None and (len(instance_id) > 100 or any(c.isspace() for c in instance_id)):
         raise ConfigError(f"{s.key('instanceId')}: at most 100 characters, no spaces")
     return ClusterConfig(advertise=advertise, lease_ttl=lease_ttl, instance_id=instance_id)

@@ -214,12 +214,20 @@ def test_zero_cache_ttl_means_no_cache(key: str) -> None:
 
 def test_cluster_table_is_typed_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ADVERTISE", raising=False)
+    monkeypatch.delenv("INSTANCE_ID", raising=False)
     assert parse_config({"apps": {"c": "s"}}).cluster.lease_ttl == 15.0
     cfg = parse_config({"apps": {"c": "s"}, "cluster": {
         "advertise": "http://10.0.0.5:8000/", "leaseTTL": "5s", "instanceId": "mx-a"}})
     assert (cfg.cluster.advertise, cfg.cluster.lease_ttl, cfg.cluster.instance_id) == ("http://10.0.0.5:8000", 5.0, "mx-a")
     monkeypatch.setenv("ADVERTISE", "https://proxy-b.internal:8443")
     assert parse_config({"apps": {"c": "s"}}).cluster.advertise == "https://proxy-b.internal:8443"
+    assert parse_config({"apps": {"c": "s"}, "cluster": {"advertise": "http://10.0.0.5:8000"}}).cluster.advertise \
+        == "https://proxy-b.internal:8443"
+    monkeypatch.setenv("INSTANCE_ID", "host-02")  # one config file, one id per systemd instance
+    assert parse_config({"apps": {"c": "s"}, "cluster": {"instanceId": "mx-a"}}).cluster.instance_id == "host-02"
+    monkeypatch.setenv("INSTANCE_ID", "a b")
+    with pytest.raises(ConfigError, match=r"cluster\.instanceId"):
+        parse_config({"apps": {"c": "s"}})
 
 
 @pytest.mark.parametrize(
@@ -234,6 +242,7 @@ def test_cluster_table_is_typed_with_defaults(monkeypatch: pytest.MonkeyPatch) -
 )
 def test_bad_cluster_values_name_the_key(monkeypatch: pytest.MonkeyPatch, cluster: dict, key: str) -> None:
     monkeypatch.delenv("ADVERTISE", raising=False)
+    monkeypatch.delenv("INSTANCE_ID", raising=False)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config({"apps": {"c": "s"}, "cluster": cluster})
 

@@ -294,6 +294,7 @@ class PushDispatcher:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._backlog: Counter[str] = Counter()  # sends started or waiting for a slot, per token kind
         self._sends: set[asyncio.Task[PushResult]] = set()
+        self._markers: set[asyncio.Task[Any]] = set()  # cluster: marking claims sent, resending
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._started = False
@@ -316,6 +317,9 @@ class PushDispatcher:
             asyncio.create_task(self._work(), name=f"push-worker-{n}") for n in range(EVENT_WORKERS)
         ]
         self.sessions.add_listener(self.on_event)
+        ownership = getattr(self.sessions, "ownership", None)
+        if ownership is not None:
+            ownership.resend = self._resend  # claims a dead owner made and never sent
         log.info("push dispatcher: %d APNs topics, %d FCM apps, preset %s",
                  len(self.topics.apn), len(self.topics.fcm), self.policy.preset)
 
@@ -329,9 +333,9 @@ class PushDispatcher:
             except TimeoutError:
                 log.warning("push: %d queued event(s) and %d send(s) abandoned at shutdown",
                             self._queue.qsize(), len(self._sends))
-        for task in [*self._workers, *self._sends]:
+        for task in [*self._workers, *self._sends, *self._markers]:
             task.cancel()
-        await asyncio.gather(*self._workers, *self._sends, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._sends, *self._markers, return_exceptions=True)
         self._workers = []
         self._started = False
         for sender in {id(s): s for s in self.senders.values()}.values():
@@ -344,8 +348,8 @@ class PushDispatcher:
         """Wait until every queued event has been handled and its sends answered."""
         async with asyncio.timeout(timeout):
             await self._queue.join()  # after this, every send of those events has been started
-            while self._sends:
-                await asyncio.gather(*tuple(self._sends), return_exceptions=True)
+            while self._sends or self._markers:
+                await asyncio.gather(*tuple(self._sends), *tuple(self._markers), return_exceptions=True)
 
     # -- the session listener (must never block) -------------------------------------------------
     def on_event(self, login: str, event: Event) -> None:
@@ -376,8 +380,10 @@ class PushDispatcher:
             try:
                 self.metrics.push_queue.set(self._queue.qsize())
                 message = self._message(job)  # synchronous: events reach the policy in arrival order
-                if message is not None and await self._claimed(job):
-                    await self._deliver(job.login, message, job.received)  # starts the sends, does not wait
+                if message is not None:
+                    push, claim = await self._claimed(job, message)
+                    if push:
+                        await self._deliver(job.login, message, job.received, claim)  # starts the sends
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one bad event must not stop the worker
@@ -393,27 +399,32 @@ class PushDispatcher:
             return None
         return self.policy.message(job.event, login=job.login, ext=self._ext(job.login))
 
-    async def _claimed(self, job: _Job) -> bool:
+    async def _claimed(self, job: _Job, message: PushMessage) -> tuple[bool, tuple[str, int] | None]:
         """Cluster: one push per event across all instances, only by the lease holder (fenced in
-        the store); a single instance's filter above already decided."""
+        the store); a single instance's filter above already decided. The claim records the
+        message, so a new owner can send it if this process dies before ``push_sent``."""
         found = DuplicateFilter.identity(job.login, job.event)
-        if found is None or self.sessions.ownership is None:
-            return True
+        ownership = self.sessions.ownership
+        if found is None or ownership is None:
+            return True, None
         (_, kind, item), fingerprint = found
+        record = json.dumps({"type": message.event_type, "kind": message.kind, "payload": message.payload},
+                            separators=(",", ":"), default=str)
         try:
-            claimed = await self.sessions.claim_push(job.login, f"{kind}:{item}", fingerprint)
+            epoch = await ownership.claim_push(job.login, f"{kind}:{item}", fingerprint, message=record)
         except StoreError as exc:
             self._stats["storeErrors"] += 1
             # nobody can take a lease from us while the store is down: push if ours is still valid
             held = self.sessions.ownership.holds(job.login)
             log.warning("push: cannot claim %s for %s in the store (%s); %s", event_type(job.event), job.login,
                         exc, "pushing on the valid lease" if held else "not pushed (lease lapsed)")
-            return held
-        if not claimed:
+            return held, None
+        if epoch is None:
             self._stats["duplicates"] += 1
             log.info("push: %s for %s claimed by another instance or lease lost; not pushed",
                      event_type(job.event), job.login)
-        return claimed
+            return False, None
+        return True, (f"{kind}:{item}", epoch)
 
     def _ext(self, login: str) -> str:
         """The user's extension from their MX login info (kept when the session is gone)."""
@@ -424,21 +435,57 @@ class PushDispatcher:
             return ext
         return self._exts.get(login, "")
 
-    async def _deliver(self, login: str, message: PushMessage, started: float) -> None:
+    async def _deliver(self, login: str, message: PushMessage, started: float,
+                       claim: tuple[str, int] | None = None) -> None:
         try:
             tokens = await self.store.tokens_for_user(login)
         except StoreError as exc:
             log.error("push for %s: cannot read device tokens: %s", login, exc)
             self._stats["storeErrors"] += 1
             return
-        for token in tokens:
-            self._spawn(token, message.payload, message.kind, started)
+        ownership = self.sessions.ownership
+        if claim is not None and ownership is not None and not ownership.may_push(login):
+            # paused past the lease between claim and send: the new owner sends the claim
+            self._stats["fenced"] += 1
+            log.warning("push: lease of %s lapsed between claim and send; left to its new owner", login)
+            return
+        sends = [task for token in tokens if (task := self._spawn(token, message.payload, message.kind, started))]
+        if claim is not None and ownership is not None:
+            marker = asyncio.create_task(self._mark_sent(ownership, login, claim, sends))
+            self._markers.add(marker)
+            marker.add_done_callback(self._markers.discard)
 
-    def _spawn(self, token: DeviceToken, payload: dict, kind: str, started: float) -> None:
+    async def _mark_sent(self, ownership: Any, login: str, claim: tuple[str, int], sends: list[asyncio.Task[Any]]) -> None:
+        """Phase two of a cluster claim, once every send of it was made (whatever the answer)."""
+        if sends:
+            await asyncio.gather(*sends, return_exceptions=True)
+            if any(task.cancelled() for task in sends):
+                return  # abandoned at shutdown: not sent, the claim stays open for the next owner
+        try:
+            await ownership.push_sent(login, *claim)
+        except StoreError as exc:  # the claim stays unsent: a takeover after a crash would resend it
+            log.warning("push: cannot mark the push for %s sent: %s", login, exc)
+
+    def _resend(self, login: str, item: str, record: str, epoch: int) -> None:
+        """A claim of ``login`` whose claimer died before sending became ours: send it."""
+        try:
+            data = json.loads(record)
+            message = PushMessage(event_type=str(data["type"]), kind=str(data["kind"]), payload=dict(data["payload"]))
+        except (ValueError, KeyError, TypeError):
+            log.error("push: a claimed push of %s in the store cannot be read; not resent", login)
+            return
+        self._stats["resent"] += 1
+        log.warning("push: %s for %s was claimed by an instance that died before sending it; sending it now",
+                    message.event_type, login)
+        task = asyncio.create_task(self._deliver(login, message, time.monotonic(), (item, epoch)))
+        self._markers.add(task)
+        task.add_done_callback(self._markers.discard)
+
+    def _spawn(self, token: DeviceToken, payload: dict, kind: str, started: float) -> asyncio.Task[PushResult] | None:
         """Start one send as its own task, unless that provider already has ``queueSize`` pending."""
         if self._backlog[token.kind] >= self.config.push.queue_size:
             self._drop(token.login, "provider_backlog")
-            return
+            return None
         self._backlog[token.kind] += 1
         task = asyncio.create_task(self._send(token, payload, kind, started))
         self._sends.add(task)
@@ -450,6 +497,7 @@ class PushDispatcher:
                 log.error("push to a %s token of %s failed", token.kind, token.login, exc_info=done.exception())
 
         task.add_done_callback(finished)
+        return task
 
     # -- sending ---------------------------------------------------------------------------------
     def _budget(self, kind: str) -> float:

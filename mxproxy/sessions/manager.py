@@ -173,7 +173,7 @@ class SessionManager:
         instance decides alone (its dispatcher's duplicate filter already did)."""
         if self.ownership is None:
             return True
-        return await self.ownership.claim_push(login, item, fingerprint)
+        return await self.ownership.claim_push(login, item, fingerprint) is not None
 
     async def stop(self) -> None:
         """``<logout/>`` every MX session concurrently, then end the owner tasks."""

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import signal
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from mxproxy.config import ConfigError
 
 from mxproxy.sessions.errors import ServedElsewhere, SessionUnavailable
 from mxproxy.sessions.placement import owner_of
@@ -37,6 +42,41 @@ DEAD_AFTER_TTLS = 20
 def generated_instance_id() -> str:
     host = socket.gethostname().split(".")[0] or "mxproxy"
     return f"{host}-{secrets.token_hex(3)}"
+
+
+def _pid_space() -> str:
+    """Which pids this process can see: the boot and the pid namespace (containers on one host
+    share a hostname-less view of pids only within their own namespace)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        space = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}-{space}"
+
+
+def process_holder() -> str:
+    """Who runs an instance id: ``host:pid:token:pid-space`` (the token tells a reused pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{_pid_space()}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """The holder ran where this process sees the same pids (same host, boot and pid namespace)
+    and its pid is gone: a crash moments ago, no need to wait for its heartbeat to lapse.
+    Anything else (another host or container, or a pid that exists) cannot be told from here."""
+    parts = holder.split(":")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    host, pid, _, space = parts
+    if host != socket.gethostname() or not space or space != _pid_space() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process has that pid now
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -122,12 +162,16 @@ class Ownership:
         self._last_ok = 0.0
         self._next_lapse = options.renew_interval  # seconds until a lease we want lapses
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.holder = process_holder()
+        self.replaced = False  # another process took our instance id over (we were paused past the TTL)
+        #: the push dispatcher's: send a claim a dead owner made (login, item, message, epoch)
+        self.resend: Callable[[str, str, str, int], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, manager: "SessionManager", *, settle: float | None = None) -> None:
         """Join, give simultaneously starting peers a moment to join too, then take our share."""
         self._manager = manager
-        await self.store.heartbeat(self.id, self.options.url)
+        await self._join()
         log.info("cluster: instance %s joined as %s (lease TTL %.1fs)", self.id, self.options.url,
                  self.options.lease_ttl)
         # peers starting at the same moment must see each other before anyone takes users
@@ -140,9 +184,25 @@ class Ownership:
             log.warning("cluster: first lease round failed: %s", exc)
         self._task = asyncio.create_task(self._loop(), name="cluster-leases")
 
+    async def _join(self) -> None:
+        """Take our instance id, or stop start-up: two processes under one id would renew each
+        other's leases (one epoch for two MX sessions per user, pushes from both)."""
+        ttl = self.options.lease_ttl
+        held = await self.store.join_cluster(self.id, self.options.url, self.holder, ttl=ttl)
+        if held is not None and holder_is_dead(held.holder):
+            log.info("cluster: instance id %s was held by %s, which is gone; taking it over", self.id, held.holder)
+            held = await self.store.join_cluster(self.id, self.options.url, self.holder, ttl=ttl,
+                                                 dead_holder=held.holder)
+        if held is not None:
+            raise ConfigError(
+                f"cluster.instanceId: {self.id!r} is already running ({held.holder or 'another process'}, "
+                f"{held.url}, heartbeat {held.heartbeat_age:.1f}s ago); give every instance its own id, or "
+                f"start this one after the other stopped (or {ttl:.0f}s after its heartbeat ended)"
+            )
+
     async def leave(self, timeout: float | None = None) -> None:
         """Hand every user to its next owner, wait (bounded) until they took them, then leave."""
-        if self._task is None:
+        if self._task is None or self.replaced:
             return
         self.leaving = True
         loop = asyncio.get_running_loop()
@@ -159,7 +219,7 @@ class Ownership:
         finally:
             await self.stop()
             try:
-                await self.store.leave_cluster(self.id)
+                await self.store.leave_cluster(self.id, self.holder)
             except StoreError as exc:
                 log.warning("cluster: could not leave cleanly (%s); leases lapse in %.0fs", exc,
                             self.options.lease_ttl)
@@ -180,7 +240,7 @@ class Ownership:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.replaced:
             try:
                 await self.round()
                 # a lease we are to take lapses before the next regular round: be there on time
@@ -197,6 +257,32 @@ class Ownership:
                 log.exception("cluster: lease round crashed")
                 delay = self.options.retry_interval
             await asyncio.sleep(delay)
+
+    async def _replaced(self) -> None:
+        """Another process runs under our instance id: we were paused (or cut off) past the
+        TTL and it took the id over. Stop acting for every user and stop this process."""
+        self.replaced = True
+        self.ready = False
+        lost = list(self.held)
+        self.held.clear()
+        self.handed.clear()
+        log.error("cluster: instance id %s is now held by another process; this one stops (its %d MX "
+                  "session(s) are logged out)", self.id, len(lost))
+        if lost and self._manager is not None:
+            await self._manager.release_users(lost)
+        os.kill(os.getpid(), signal.SIGTERM)  # the graceful stop: no handover (the id is not ours)
+
+    async def _resend_unsent(self) -> None:
+        try:
+            found = await self.store.reclaim_unsent_pushes(self.id, ttl=self.options.lease_ttl,
+                                                           window=self.options.claim_window)
+        except StoreError as exc:
+            log.warning("cluster: cannot look for pushes a dead owner left unsent: %s", exc)
+            return
+        for login, item, message in found:
+            epoch = self.epoch(login)
+            if epoch is not None and self.resend is not None:
+                self.resend(login, item, message, epoch)
 
     async def _expire_lapsed(self, now: float) -> None:
         """Renewal failed: users whose lease lapsed locally are stopped (another may take them)."""
@@ -218,8 +304,11 @@ class Ownership:
             loop = asyncio.get_running_loop()
             started = loop.time()
             ttl = self.options.lease_ttl
-            await self.store.heartbeat(self.id, self.options.url, leaving=self.leaving)
+            if not await self.store.heartbeat(self.id, self.options.url, leaving=self.leaving, holder=self.holder):
+                await self._replaced()
+                return
             members = {m.id: m for m in await self.store.members() if m.heartbeat_age < ttl or m.id == self.id}
+            gone = [m for m in self.view.members if m not in members]
             placeable = [m.id for m in members.values() if not m.leaving]
             placements = await self.store.placements()
             # taken by a sign-in moments ago: its user may not be stored yet, keep renewing it
@@ -242,6 +331,15 @@ class Ownership:
             previous = {p.login: p.lease for p in placements}
             self._apply(renewed, valid_until, previous, before)
             self.view = _View(members=members, leases={**previous, **renewed}, at=started)
+            # a member died or we took users over: pushes it claimed and never sent are ours now
+            if self.resend is not None and (gone or any(login not in before for login in renewed)):
+                self._background(self._resend_unsent(), "cluster-resend")
+            # the next round comes when a member's heartbeat lapses, not up to a whole interval
+            # later: its users are placed on the survivors in that round (costs nothing while every
+            # member heartbeats, as their ages stay below TTL - interval)
+            spent = loop.time() - started
+            lapses = [ttl - m.heartbeat_age - spent for m in members.values() if m.id != self.id]
+            self._next_lapse = min([self._next_lapse, *lapses])
             self.stats.rounds += 1
             self.stats.handovers = sum(1 for lease in renewed.values() if lease.successor)
             self.stats.last_round_seconds = loop.time() - started
@@ -309,20 +407,35 @@ class Ownership:
         held = self.held.get(login)
         return held.epoch if held is not None and self.holds(login) else None
 
-    async def claim_push(self, login: str, item: str, fingerprint: str) -> bool:
-        """Fenced: only while we hold the lease (or just handed it over), and only the first
-        claim cluster-wide."""
+    def _push_epoch(self, login: str) -> int | None:
+        """The epoch we may push ``login``'s events at: our lease's, or the one we just handed
+        over (within the grace)."""
         epoch = self.epoch(login)
         if epoch is None:
             handed = self.handed.get(login)
             if handed is None or handed.valid_until <= asyncio.get_running_loop().time():
-                self.stats.fenced_pushes += 1
-                return False
+                return None
             epoch = handed.epoch
+        return epoch
+
+    def may_push(self, login: str) -> bool:
+        """Checked again between a claim and its sends (a process paused in between wakes fenced)."""
+        return self._push_epoch(login) is not None
+
+    async def claim_push(self, login: str, item: str, fingerprint: str, *, message: str | None = None) -> int | None:
+        """Fenced: only while we hold the lease (or just handed it over), and only the first
+        claim cluster-wide. The epoch claimed at (for ``push_sent``), or None: not ours to push."""
+        epoch = self._push_epoch(login)
+        if epoch is None:
+            self.stats.fenced_pushes += 1
+            return None
         claimed = await self.store.claim_push(login, item, fingerprint, instance_id=self.id, epoch=epoch,
                                               window=self.options.claim_window,
-                                              grace=self.options.handover_grace)
-        return claimed
+                                              grace=self.options.handover_grace, message=message)
+        return epoch if claimed else None
+
+    async def push_sent(self, login: str, item: str, epoch: int) -> None:
+        await self.store.push_sent(login, item, instance_id=self.id, epoch=epoch)
 
     def _member_url(self, instance: str) -> str | None:
         member = self.view.members.get(instance)
@@ -342,8 +455,11 @@ class Ownership:
         view = self.view
         cached = view.leases.get(login)
         age = asyncio.get_running_loop().time() - view.at
+        # a live owner renews every interval, so a lease read in the last round stays valid until
+        # its expiry as read: routed on that without a store round trip per request (if it moved
+        # meanwhile, the old owner answers 503 + Retry-After, never a wrong answer)
         if cached is not None and cached.instance != self.id and cached.successor is None \
-                and cached.expires_in - age > self.options.lease_ttl / 2 and age < self.options.renew_interval * 1.5:
+                and cached.expires_in - age > self.options.lease_ttl * SAFETY and age < self.options.renew_interval * 1.5:
             member = view.members.get(cached.instance)
             if member is not None and not member.leaving:  # settled: no store round trip
                 return Route(url=member.url, instance=cached.instance)

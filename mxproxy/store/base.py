@@ -55,6 +55,7 @@ class Member:
     started_at: float
     heartbeat_age: float  # seconds since its last heartbeat
     leaving: bool = False  # handing its users over before it stops
+    holder: str = ""  # the process running under this id ("host:pid:token"; "" before schema 6)
 
 
 @dataclass(frozen=True)
@@ -228,13 +229,24 @@ class Store(abc.ABC):
         second process (StoreError naming the holder); a shared store accepts any number."""
 
     # The cluster statements (implemented over SQL for both dialects; see store/cluster.py).
-    async def heartbeat(self, instance_id: str, url: str, *, leaving: bool = False) -> None:
+    async def heartbeat(self, instance_id: str, url: str, *, leaving: bool = False,
+                        holder: str | None = None) -> bool:
+        """Register or renew ``instance_id``. With ``holder``, only while the row is that
+        process's: False when another process took the id over (this one must stop acting)."""
+        raise ClusterUnsupported("this store does not keep cluster membership")
+
+    async def join_cluster(self, instance_id: str, url: str, holder: str, *, ttl: float,
+                           dead_holder: str | None = None) -> Member | None:
+        """Take ``instance_id`` for the process ``holder``: None when it is ours now (free, ours,
+        its heartbeat older than ``ttl``, or held by ``dead_holder``, a process known to be gone),
+        else the live member that holds it. Taking it raises the epoch of every lease under the
+        id, so pushes claimed by a previous process of that id count as another owner's."""
         raise ClusterUnsupported("this store does not keep cluster membership")
 
     async def members(self) -> list[Member]:
         raise ClusterUnsupported("this store does not keep cluster membership")
 
-    async def leave_cluster(self, instance_id: str) -> None:
+    async def leave_cluster(self, instance_id: str, holder: str | None = None) -> None:
         raise ClusterUnsupported("this store does not keep cluster membership")
 
     async def placements(self) -> list[Placement]:
@@ -254,12 +266,31 @@ class Store(abc.ABC):
         raise ClusterUnsupported("this store does not keep leases")
 
     async def claim_push(self, login: str, item: str, fingerprint: str, *, instance_id: str, epoch: int,
-                         window: float, grace: float = 0.0) -> bool:
+                         window: float, grace: float = 0.0, message: str | None = None) -> bool:
         """Fenced, cluster-wide duplicate filter: True when this instance, holding ``login``'s
         lease at ``epoch``, is the first to push ``fingerprint`` for ``item`` (a call or mail)
         within ``window`` seconds; False for a repeat or a lost (or lapsed) lease. The holder
         of the previous epoch may still claim for ``grace`` seconds after the lease moved (its
-        session covers the new owner's MX login; the claim keeps it to one push)."""
+        session covers the new owner's MX login; the claim keeps it to one push).
+
+        The claim is phase one of two: it records the claimer, its epoch and ``message`` (the
+        push, JSON) as not sent; ``push_sent`` is phase two. A claim whose claimer died before
+        phase two is sent again by the user's next owner (``reclaim_unsent_pushes``)."""
+        raise ClusterUnsupported("this store does not keep push claims")
+
+    async def push_sent(self, login: str, item: str, *, instance_id: str, epoch: int) -> None:
+        """Phase two of a claim: its sends were made (whatever the providers answered)."""
+        raise ClusterUnsupported("this store does not keep push claims")
+
+    async def reclaim_unsent_pushes(self, instance_id: str, *, ttl: float, window: float) -> list[tuple[str, str, str]]:
+        """Claims, younger than ``window`` s, of users whose lease ``instance_id`` now holds,
+        made at an older epoch by a claimer that is gone (no heartbeat for ``ttl`` s, or a
+        previous process of this very id) and never marked sent: they become this instance's
+        (a claim younger than ``ttl / 2`` is left alone: a claimer that died made its last claims
+        at least 2/3 TTL before its heartbeat lapsed, one that just left gracefully is still
+        finishing its sends)
+        claims at its epoch (one statement, so two survivors never both get one), returned as
+        (login, item, message) for sending."""
         raise ClusterUnsupported("this store does not keep push claims")
 
     async def cluster_housekeeping(self, *, dead_after: float, claims_after: float) -> None:

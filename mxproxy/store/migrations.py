@@ -286,6 +286,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX webhook_deliveries_listing ON {s}.webhook_deliveries (webhook_id, state, id)",
         ),
     ),
+    Migration(
+        version=6,
+        description="cluster: the process holding an instance id; push claims record claimer, message and sending",
+        sqlite=(
+            "ALTER TABLE cluster_instances ADD COLUMN holder TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE push_claims ADD COLUMN instance TEXT",
+            "ALTER TABLE push_claims ADD COLUMN epoch INTEGER",
+            "ALTER TABLE push_claims ADD COLUMN message TEXT",
+            "ALTER TABLE push_claims ADD COLUMN sent_at REAL",
+        ),
+        postgres=(
+            "ALTER TABLE {s}.cluster_instances ADD COLUMN holder TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE {s}.push_claims ADD COLUMN instance TEXT",
+            "ALTER TABLE {s}.push_claims ADD COLUMN epoch BIGINT",
+            "ALTER TABLE {s}.push_claims ADD COLUMN message TEXT",
+            "ALTER TABLE {s}.push_claims ADD COLUMN sent_at DOUBLE PRECISION",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -37,3 +37,14 @@ def test_a_forged_replayed_or_stale_peer_signature_is_refused(method: str, targe
 @pytest.mark.parametrize("header", ["", "a;b;c", "a;1000", "a;-5;00", "a;1000;" + "0" * 64])
 def test_malformed_peer_headers_are_refused(header: str) -> None:
     assert PeerAuth(cluster_key("k"), "b").verify(header, "GET", "/", now=1000) is None
+
+
+async def test_the_forwarding_transport_finds_its_async_library_without_searching_for_a_module() -> None:
+    # httpcore asks sniffio on every lock/event it makes per request; without sniffio installed each
+    # ask is a failed import through sys.path (it tripled the forwarded hop's CPU): it must be there
+    import sys
+
+    from httpcore._synchronization import current_async_library
+
+    assert current_async_library() == "asyncio"
+    assert "sniffio" in sys.modules

@@ -85,7 +85,8 @@ class ClusterRig:
     extra_config: str = ""  # more TOML tables for every instance's config (e.g. "[sse]\nenabled = true")
 
     # -- processes ------------------------------------------------------------------------------
-    def _write_config(self, name: str, port: int, admin_port: int) -> Path:
+    def _write_config(self, name: str, port: int, admin_port: int, *, instance_id: str | None = None,
+                      fcm_send_url: str | None = None) -> Path:
         users = "\n".join(
             f'[static.users."{u.login}"]\npassword = "app-{u.login}"\nmxLogin = "{u.login}"\nmxPassword = "{u.password}"'
             for u in self.users
@@ -102,7 +103,7 @@ db = "{self.dsn}"
 storeKey = "{STORE_KEY}"
 [cluster]
 leaseTTL = "{LEASE_TTL}s"
-instanceId = "{name}"
+instanceId = "{instance_id or name}"
 [mx]
 connectTimeout = "3s"
 responseTimeout = "3s"
@@ -113,7 +114,7 @@ reconnectMax = "1s"
 [push]
 retryBackoff = "10ms"
 [push.fcm]
-sendURL = "{self.fcm.send_url}"
+sendURL = "{fcm_send_url or self.fcm.send_url}"
 {self.extra_config}
 [static]
 host = "127.0.0.1:{self.sim.port}"
@@ -121,11 +122,15 @@ host = "127.0.0.1:{self.sim.port}"
 """)
         return path
 
-    async def start(self, name: str, *, wait: bool = True) -> Instance:
+    async def start(self, name: str, *, wait: bool = True, instance_id: str | None = None,
+                    fcm_send_url: str | None = None) -> Instance:
+        """``instance_id``: the ``[cluster] instanceId`` (default: ``name``); ``fcm_send_url``:
+        this instance's FCM endpoint (default: the rig's local FCM)."""
         port, admin_port = free_port(), free_port()
-        instance = Instance(name, port, admin_port, self._write_config(name, port, admin_port))
+        config = self._write_config(name, port, admin_port, instance_id=instance_id, fcm_send_url=fcm_send_url)
+        instance = Instance(name, port, admin_port, config)
         instance.log = self.tmp / f"{name}.stderr"
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "ADMIN", "DB", "ADVERTISE", "INSTANCE_ID")}
         with instance.log.open("ab") as err:
             instance.proc = await asyncio.create_subprocess_exec(
                 MXPROXY, "serve", "--config", str(instance.config), cwd=self.tmp, env=env,

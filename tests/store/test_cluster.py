@@ -187,3 +187,71 @@ async def test_the_previous_holder_may_claim_only_within_the_handover_grace(stor
     assert not await store.claim_push("u1", "call:2", "ring", instance_id="a", epoch=1, window=30, grace=0.0)
     assert not await store.claim_push("u1", "call:3", "ring", instance_id="c", epoch=1, window=30, grace=30)
     assert await store.claim_push("u1", "call:2", "ring", instance_id="b", epoch=2, window=30)
+
+
+async def test_an_instance_id_held_by_a_live_process_is_refused_to_another(store: Store) -> None:
+    await add_users(store, "u1")
+    assert await store.join_cluster("a", "http://one", "host:1:x", ttl=30) is None
+    assert await store.join_cluster("a", "http://one", "host:1:x", ttl=30) is None  # its own again
+    held = await store.join_cluster("a", "http://two", "host:2:y", ttl=30)
+    assert held is not None and held.holder == "host:1:x" and held.url == "http://one" and held.heartbeat_age < 5
+    # the first keeps renewing; the refused one cannot renew under that id
+    assert await store.heartbeat("a", "http://one", holder="host:1:x")
+    assert not await store.heartbeat("a", "http://two", holder="host:2:y")
+    assert [(m.id, m.url, m.holder) for m in await store.members()] == [("a", "http://one", "host:1:x")]
+
+
+@pytest.mark.parametrize("how", ["heartbeat lapsed", "holder known dead"])
+async def test_an_instance_id_of_a_dead_process_is_taken_over_and_its_lease_epochs_move(store: Store,
+                                                                                       how: str) -> None:
+    await add_users(store, "u1")
+    assert await store.join_cluster("a", "http://one", "host:1:x", ttl=30) is None
+    lease = (await store.renew_leases("a", {"u1": None}, ttl=30))["u1"]
+    if how == "heartbeat lapsed":
+        taken = await store.join_cluster("a", "http://two", "host:2:y", ttl=0.0)
+    else:
+        taken = await store.join_cluster("a", "http://two", "host:2:y", ttl=30, dead_holder="host:1:x")
+    assert taken is None
+    assert [(m.url, m.holder) for m in await store.members()] == [("http://two", "host:2:y")]
+    assert not await store.heartbeat("a", "http://one", holder="host:1:x")  # the old one is out
+    after = await store.lease_of("u1")
+    assert after is not None and after.instance == "a" and after.epoch == lease.epoch + 1
+    # what the old process claims at its epoch is fenced
+    assert not await store.claim_push("u1", "call:1", "f", instance_id="a", epoch=lease.epoch, window=30)
+    # leaving under a holder that is no longer ours leaves the row alone
+    await store.leave_cluster("a", holder="host:1:x")
+    assert [m.holder for m in await store.members()] == ["host:2:y"]
+    await store.leave_cluster("a", holder="host:2:y")
+    assert await store.members() == []
+
+
+async def test_a_claim_never_marked_sent_by_a_dead_claimer_is_reclaimed_once_by_the_next_owner(store: Store) -> None:
+    await add_users(store, "u1", "u2")
+    await store.heartbeat("a", "http://a")
+    await store.heartbeat("b", "http://b")
+    first = await store.renew_leases("a", {"u1": None, "u2": None}, ttl=0.2)
+    for login, item in (("u1", "call:1"), ("u2", "call:2")):
+        assert await store.claim_push(login, item, "ring", instance_id="a", epoch=first[login].epoch, window=30,
+                                      message=f'{{"item": "{item}"}}')
+    await store.push_sent("u2", "call:2", instance_id="a", epoch=first["u2"].epoch)  # this one went out
+    # b takes both over after the lapse, while a still heartbeats: a is alive, nothing to resend
+    import asyncio
+
+    await asyncio.sleep(0.3)
+    taken = await store.renew_leases("b", {"u1": None, "u2": None}, ttl=30)
+    assert set(taken) == {"u1", "u2"}
+    assert await store.reclaim_unsent_pushes("b", ttl=30, window=30) == []
+    # a is dead (its heartbeat older than the TTL): the unsent claim is b's now, exactly once
+    assert await store.reclaim_unsent_pushes("b", ttl=0.0, window=30) == [("u1", "call:1", '{"item": "call:1"}')]
+    assert await store.reclaim_unsent_pushes("b", ttl=0.0, window=30) == []
+    assert await store.reclaim_unsent_pushes("c", ttl=0.0, window=30) == []  # not c's users
+    # the reclaimed claim still filters the repeat of the same event
+    assert not await store.claim_push("u1", "call:1", "ring", instance_id="b", epoch=taken["u1"].epoch, window=30)
+    await store.push_sent("u1", "call:1", instance_id="b", epoch=taken["u1"].epoch)
+    # a claim older than the window is not sent again
+    await store.claim_push("u1", "call:3", "ring", instance_id="b", epoch=taken["u1"].epoch, window=30, message="{}")
+    await store.renew_leases("b", {"u1": None}, ttl=0.0)
+    assert (await store.renew_leases("c", {"u1": None}, ttl=30))["u1"].epoch == taken["u1"].epoch + 1
+    assert await store.reclaim_unsent_pushes("c", ttl=0.0, window=0.0) == []
+    found = await store.reclaim_unsent_pushes("c", ttl=0.0, window=30)
+    assert [item for _, item, _ in found] == ["call:3"], found
