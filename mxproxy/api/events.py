@@ -369,6 +369,8 @@ def _opening(bus: Any, login: str, stream: EventStream, after: int | None, retry
     accept = stream.accept
     parts = [retry_frame(retry)]
     newest = bus.last_id(login)
+    if newest is None:  # no event yet: start from now (an id 0 would be older than any history: gap)
+        newest = bus.ids.now() - 1
     if after is not None:
         replay = bus.history(login, after)
         if replay is None:  # older than the history holds (or from before this owner ran the user)
@@ -378,7 +380,7 @@ def _opening(bus: Any, login: str, stream: EventStream, after: int | None, retry
             if accept(event.type):
                 parts.append(event_frame(event.id, event.type, event.json_bytes()))
                 stream.last_id = event.id
-    resume = max(x for x in (newest, after, stream.last_id, 0) if x is not None)
+    resume = max(x for x in (newest, after, stream.last_id) if x is not None)
     if resume != stream.last_id:
         # an id line alone moves an EventSource's lastEventId without an event: a reconnect
         # resumes after what this stream has seen, even when nothing passed the filter

@@ -130,6 +130,31 @@ async def test_an_id_older_than_the_history_says_gap_instead_of_skipping_silentl
         assert start.event is None and int(start.id or 0) == api.ctx.events.last_id(ME)
 
 
+@pytest.mark.parametrize("user", ["with events", "without any event yet"])
+async def test_resuming_from_the_id_a_stream_started_at_replays_what_came_after_without_a_gap(
+        live: tuple[ApiHarness, httpx.AsyncClient], user: str) -> None:
+    api, client = live
+    token = await api.sign_in()
+    bus = api.ctx.events
+    if user == "with events":
+        await ring(api)
+        await eventually(lambda: bus.last_id(ME) is not None, "an event")
+    else:
+        await asyncio.sleep(0.2)  # whatever the sign-in brought (presence) is in
+        bus.end_user(ME, "moved")  # as after a move here: the bus knows no event of the user
+        assert bus.last_id(ME) is None
+    async with open_stream(client, "/events", token, params={"types": "voicemail.*"}) as reader:
+        start = await opened(reader)
+    await api.sim.leave_voicemail(DEMO_EXT, *CALLER)
+    await eventually(lambda: any(e.type == "voicemail.new" for e in bus.history(ME, int(start)) or []),
+                     "the voicemail on the bus")
+    async with open_stream(client, "/events", token, params={"types": "voicemail.*"},
+                           headers={"Last-Event-ID": start}) as reader:
+        await reader.next()  # retry
+        frames = await reader.until_heartbeat()
+    assert [f.event for f in frames] == ["voicemail.new"]
+
+
 async def test_the_types_filter_passes_only_the_types_asked_for(live: tuple[ApiHarness, httpx.AsyncClient]) -> None:
     api, client = live
     token = await api.sign_in()

@@ -12,13 +12,18 @@ from tests.api.sse_client import EventReader, open_stream
 from tests.cluster.harness import ClusterRig, Instance, wait_for
 from tests.cluster.test_cluster import TAKEOVER, owner_of, ring
 
-SSE = '[sse]\nenabled = true\nheartbeat = "1s"\n'
+SSE = '[sse]\nenabled = true\n'
+#: what the harness's [mx] timeouts make the forwarding's answer time (mxproxy/server.py): a
+#: request whose owner stays silent longer is cut
+REQUEST_READ_TIMEOUT = 3.0 + 2 * 3.0 + 5.0
 
 
-async def two_instances(cluster: Any) -> tuple[ClusterRig, str, Instance, Instance]:
-    """Instances a and b, one user signed in; returns (rig, login, its owner, the other)."""
+async def two_instances(cluster: Any, sse: str = "", heartbeat: float = 1.0) -> tuple[ClusterRig, str, Instance,
+                                                                                     Instance]:
+    """Instances a and b, one user signed in; returns (rig, login, its owner, the other).
+    ``sse``: more ``[sse]`` keys."""
     rig: ClusterRig = await cluster(users=2)
-    rig.extra_config = SSE
+    rig.extra_config = SSE + f'heartbeat = "{heartbeat}s"\n' + sse
     await rig.start_all("a", "b")
     login = rig.users[0].login
     await rig.sign_in(login, rig.instances["a"])
@@ -109,5 +114,50 @@ async def test_an_instance_relaying_a_stream_ends_it_when_it_stops(cluster: Any)
     async with httpx.AsyncClient(base_url=owner.url, trust_env=False) as client:
         async with open_stream(client, "/events", token, params={"types": "call.*"}) as reader:
             await reader.next()
+            await ring(rig, login)
+            assert (await reader.next_event()).event == "call.ringing"
+
+
+async def test_relayed_streams_count_against_the_relaying_instances_stream_limit(cluster: Any) -> None:
+    """``maxStreams`` bounds what an instance holds, relayed streams included (each holds a client
+    connection here and one to the owner): beyond it the relaying instance refuses by itself."""
+    rig, login, owner, other = await two_instances(cluster, "maxStreams = 1\nmaxPerUser = 1\n")
+    token = rig.tokens[login]
+
+    async def forwarded() -> float:
+        text = (await rig.client.get(f"{other.admin}/metrics")).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("mxproxy_cluster_forwarded_requests_total"))
+
+    async with httpx.AsyncClient(base_url=other.url, trust_env=False) as client:
+        async with open_stream(client, "/events", token) as reader:
+            await reader.next()
+            assert "mxproxy_sse_relayed_streams 1.0" in (await rig.client.get(f"{other.admin}/metrics")).text
+            before = await forwarded()
+            r = await client.get("/events", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 429 and "on this server" in r.json()["error"] and r.headers["retry-after"]
+            assert await forwarded() == before  # refused here, not by the owner
+        # the relay released its slot with the stream
+        async def released() -> bool:
+            return "mxproxy_sse_relayed_streams 0.0" in (await rig.client.get(f"{other.admin}/metrics")).text
+
+        await wait_for(released, "the relay's slot is free again")
+        async with open_stream(client, "/events", token) as reader:
+            await reader.next()
+
+
+async def test_a_relayed_stream_outlives_the_forwarding_timeout_of_requests(cluster: Any) -> None:
+    """A stream is silent for up to two heartbeat periods; here one period is longer than a
+    forwarded request may wait for its answer, and the relay still does not cut it."""
+    heartbeat = REQUEST_READ_TIMEOUT + 2.0
+    rig, login, owner, other = await two_instances(cluster, heartbeat=heartbeat)
+    token = rig.tokens[login]
+    async with httpx.AsyncClient(base_url=other.url, trust_env=False) as client:
+        async with open_stream(client, "/events", token, params={"types": "call.*"}) as reader:
+            await reader.next()
+            start = await reader.next()
+            assert start.id is not None
+            # nothing at all for a heartbeat period, then the heartbeat: not an end from the relay
+            assert await reader.until_heartbeat(limit=heartbeat + 10) == []
             await ring(rig, login)
             assert (await reader.next_event()).event == "call.ringing"
