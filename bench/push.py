@@ -42,6 +42,7 @@ import cProfile
 import json
 import os
 import pstats
+import signal
 import ssl
 import statistics
 import subprocess
@@ -197,6 +198,16 @@ class Phase:
     peer_cpu: float = 0.0
     missing: int = 0
     dropped: int = 0
+    cpu_seconds: float = 0.0  # proxy process CPU over the phase
+
+    @property
+    def pushes(self) -> int:
+        return sum(len(stats.get(k, ())) for stats in (self.apns, self.fcm) for k in ("warm", "cold"))
+
+    @property
+    def cpu_per_push(self) -> float:
+        """Proxy CPU µs per push delivered: event in, push out, result recorded."""
+        return self.cpu_seconds * 1e6 / self.pushes if self.pushes else float("nan")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,6 +230,13 @@ def p12_to_pem(p12: Path, password: str, out: Path) -> Path:
 
 async def closed_loop(send: Any, seconds: float, in_flight: int) -> float:
     """``in_flight`` workers calling ``send(i)`` back to back for ``seconds``; returns sends/s."""
+    return (await closed_loop_cpu(send, seconds, in_flight))[0]
+
+
+async def closed_loop_cpu(send: Any, seconds: float, in_flight: int) -> tuple[float, float]:
+    """``closed_loop``, also returning this process's CPU µs per send (steadier than sends/s
+    on a shared machine: it does not count the time other processes hold the core)."""
+    cpu0 = own_cpu()
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -232,11 +250,11 @@ async def closed_loop(send: Any, seconds: float, in_flight: int) -> float:
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(in_flight)))
-    return done / (time.perf_counter() - start)
+    return done / (time.perf_counter() - start), (own_cpu() - cpu0) * 1e6 / max(done, 1)
 
 
 async def bare_aioapns(directory: Path, ready: dict[str, Any], seconds: float, in_flight: int,
-                       max_connections: int) -> float:
+                       max_connections: int) -> tuple[float, float]:
     """Stock aioapns client (its protocol, pool and JSON encoding); only the gateway address and
     the CA are changed to reach the local server."""
     from aioapns import APNs, NotificationRequest, PushType
@@ -260,7 +278,7 @@ async def bare_aioapns(directory: Path, ready: dict[str, Any], seconds: float, i
         assert result.is_successful, result.status
 
     await closed_loop(send, 0.3, in_flight)  # connect and warm up
-    rate = await closed_loop(send, seconds, in_flight)
+    rate = await closed_loop_cpu(send, seconds, in_flight)
     client.pool.close()
     return rate
 
@@ -343,14 +361,15 @@ async def bare_aiohttp_fcm(directory: Path, ready: dict[str, Any], seconds: floa
         return await closed_loop(send, seconds, in_flight)
 
 
-async def sender_alone(sender: ApnsSender | FcmSender, kind: str, topic: str, seconds: float, in_flight: int) -> float:
+async def sender_alone(sender: ApnsSender | FcmSender, kind: str, topic: str, seconds: float,
+                       in_flight: int) -> tuple[float, float]:
     async def send(i: int) -> None:
         token = DeviceToken(kind=kind, topic=topic, token=f"alone{i}", login="bench")
         result = await sender.send(token, PAYLOAD, "voip", deadline=time.monotonic() + 10)
         assert result.ok, result.summary()
 
     await closed_loop(send, 0.3, in_flight)
-    return await closed_loop(send, seconds, in_flight)
+    return await closed_loop_cpu(send, seconds, in_flight)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -431,7 +450,7 @@ class Bench:
         progress, last_change = before, time.perf_counter()
         while (progress < expected and time.perf_counter() - last_change < 3.0
                and time.perf_counter() - t0 < self.args.phase_cap):
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)  # each poll is a thread hand-over in this process: not too often
             now = (await self.peer.call(op="counts"))["arrivals"]
             if now != progress:
                 progress, last_change = now, time.perf_counter()
@@ -441,7 +460,7 @@ class Bench:
         report = await self.peer.call(op="report", first=injected["first"], last=injected["last"])
         p = Phase(name, events=count, apns=report["apns"], fcm=report["fcm"], lag_max=lag_max, lag_p99=lag_p99,
                   stalls=stalls, cpu=cpu / wall, loop_cpu=loop_cpu / wall, peer_cpu=peer_cpu / wall, missing=expected - progress,
-                  dropped=self.dropped() - dropped0)
+                  dropped=self.dropped() - dropped0, cpu_seconds=cpu)
         if report["lastSent"] > report["firstSent"]:
             p.inject_rate = (report["sent"] - 1) / ((report["lastSent"] - report["firstSent"]) / 1e9)
         p.apns_rate = _rate(report["apns"], report["firstSent"])
@@ -477,6 +496,21 @@ class Bench:
         p = Phase("cold", events=count, apns=report["apns"], fcm=report["fcm"])
         p.lag_max, p.lag_p99, p.stalls = self.lag.take()
         return p
+
+
+def start_py_spy(out: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process (collapsed stacks, native frames off): a profile without
+    cProfile's per-call overhead, which inflates small Python functions."""
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--rate", "1000", "--format", "raw",
+                            "--output", out, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # attached
+    return spy
+
+
+def stop_py_spy(spy: subprocess.Popen[bytes], out: str) -> None:
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
+    print(f"py-spy collapsed stacks of 'sat iOS only' in {out}")
 
 
 def _rate(stats: dict[str, Any], first_sent: int) -> float:
@@ -516,7 +550,8 @@ def ms(values: list[int], p: float) -> str:
 
 def print_phases(phases: list[Phase]) -> None:
     head = (f"{'phase':<16}{'events':>7}{'sent/s':>8}{'APNs/s':>8}{'FCM/s':>8}  {'APNs p50/p99 ms':>16}"
-            f"  {'FCM p50/p99 ms':>15}{'cold':>5}  {'lag max/p99 ms':>15}{'stalls':>7}{'CPU':>6}{'loop':>6}{'peer':>6}{'lost':>6}")
+            f"  {'FCM p50/p99 ms':>15}{'cold':>5}  {'lag max/p99 ms':>15}{'stalls':>7}{'CPU':>6}{'loop':>6}{'peer':>6}{'lost':>6}"
+            f"{'µs/push':>9}")
     print(head)
     print("-" * len(head))
     for p in phases:
@@ -526,7 +561,7 @@ def print_phases(phases: list[Phase]) -> None:
               f"  {ms(p.apns['warm'], 50) + ' / ' + ms(p.apns['warm'], 99):>16}"
               f"  {ms(p.fcm['warm'], 50) + ' / ' + ms(p.fcm['warm'], 99):>15}{cold:>5}"
               f"  {f'{p.lag_max:.1f} / {p.lag_p99:.1f}':>15}{p.stalls:>7}{p.cpu:>6.0%}{p.loop_cpu:>6.0%}{p.peer_cpu:>6.0%}"
-              f"{p.missing + p.dropped:>6}")
+              f"{p.missing + p.dropped:>6}{p.cpu_per_push:>9.0f}")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -551,69 +586,89 @@ async def run(args: argparse.Namespace) -> None:
     print(f"total {time.perf_counter() - total_start:.0f} s")
 
 
-async def run_with_peer(args: argparse.Namespace, directory: Path, peer: PeerProcess) -> None:
-    ready = peer.ready
-    config = make_config(directory, ready)
-    secs = args.baseline_seconds
-    conns = config.push.apns.max_connections
-    in_flight = config.push.concurrency
-
-    print("baselines (this process -> local providers, closed loop):")
+async def apns_baselines(directory: Path, ready: dict[str, Any], config: Config) -> tuple[tuple[float, float],
+                                                                                          tuple[float, float]]:
+    """(pushes/s, CPU µs per push) of bare aioapns and of ``ApnsSender`` alone, printed."""
+    secs, conns, in_flight = BASELINE_SECONDS[0], config.push.apns.max_connections, config.push.concurrency
     bare = await bare_aioapns(directory, ready, secs, in_flight, conns)
-    print(f"  bare aioapns, {in_flight} in flight, {conns} connections   {bare:8.0f} pushes/s   (1.00)")
+    print(f"  bare aioapns, {in_flight} in flight, {conns} connections   {bare[0]:8.0f} pushes/s   (1.00)"
+          f"   CPU {bare[1]:6.1f} µs/push")
     apns_sender = ApnsSender(config.voip, config.push, config.base_dir)
     try:
         ours = await sender_alone(apns_sender, "apn", ready["bundle"], secs, in_flight)
     finally:
         await apns_sender.aclose()
-    print(f"  ApnsSender alone, {in_flight} in flight            {ours:8.0f} pushes/s   ({ours / bare:.2f} of bare aioapns)")
-    threads = config.push.fcm.workers
-    bare_fcm = await asyncio.get_running_loop().run_in_executor(
-        None, bare_requests_fcm, directory, ready, secs, threads)
-    print(f"  bare requests, {threads} threads                    {bare_fcm:8.0f} pushes/s   (1.00)")
-    httpx_fcm = await bare_httpx_fcm(directory, ready, secs, 16)
-    print(f"  bare httpx.AsyncClient, 16 in flight         {httpx_fcm:8.0f} pushes/s   "
-          f"({httpx_fcm / bare_fcm:.2f} of bare requests)")
-    aiohttp_fcm = await bare_aiohttp_fcm(directory, ready, secs, 16)
-    print(f"  bare aiohttp, 16 in flight                   {aiohttp_fcm:8.0f} pushes/s   "
-          f"({aiohttp_fcm / bare_fcm:.2f} of bare requests)")
-    fcm_sender = FcmSender(config.voip, config.push, config.base_dir)
-    try:
-        ours_fcm = await sender_alone(fcm_sender, "fcm", ready["fcmApp"], secs, in_flight)
-    finally:
-        await fcm_sender.aclose()
-    print(f"  FcmSender alone, {in_flight} in flight             {ours_fcm:8.0f} pushes/s   "
-          f"({ours_fcm / bare_fcm:.2f} of bare requests)")
+    print(f"  ApnsSender alone, {in_flight} in flight            {ours[0]:8.0f} pushes/s   "
+          f"({ours[0] / bare[0]:.2f} of bare aioapns)   CPU {ours[1]:6.1f} µs/push ({ours[1] / bare[1]:.2f})")
+    return bare, ours
 
-    try:
-        from mxproxy.push import dispatcher as _  # noqa: F401
-    except ImportError as exc:
-        print(f"\nno dispatcher yet ({exc}); the end-to-end phases need mxproxy/push/dispatcher.py")
-        return
+
+BASELINE_SECONDS = [2.0]
+
+
+async def run_with_peer(args: argparse.Namespace, directory: Path, peer: PeerProcess) -> None:
+    ready = peer.ready
+    config = make_config(directory, ready)
+    secs = BASELINE_SECONDS[0] = args.baseline_seconds
+    in_flight = config.push.concurrency
+
+    print("baselines (this process -> local providers, closed loop):")
+    (bare, bare_cpu), _ = await apns_baselines(directory, ready, config)
+    bare_fcm = 0.0
+    if not args.apns_only:
+        threads = config.push.fcm.workers
+        bare_fcm = await asyncio.get_running_loop().run_in_executor(
+            None, bare_requests_fcm, directory, ready, secs, threads)
+        print(f"  bare requests, {threads} threads                    {bare_fcm:8.0f} pushes/s   (1.00)")
+        httpx_fcm = await bare_httpx_fcm(directory, ready, secs, 16)
+        print(f"  bare httpx.AsyncClient, 16 in flight         {httpx_fcm:8.0f} pushes/s   "
+              f"({httpx_fcm / bare_fcm:.2f} of bare requests)")
+        aiohttp_fcm = await bare_aiohttp_fcm(directory, ready, secs, 16)
+        print(f"  bare aiohttp, 16 in flight                   {aiohttp_fcm:8.0f} pushes/s   "
+              f"({aiohttp_fcm / bare_fcm:.2f} of bare requests)")
+        fcm_sender = FcmSender(config.voip, config.push, config.base_dir)
+        try:
+            ours_fcm, _ = await sender_alone(fcm_sender, "fcm", ready["fcmApp"], secs, in_flight)
+        finally:
+            await fcm_sender.aclose()
+        print(f"  FcmSender alone, {in_flight} in flight             {ours_fcm:8.0f} pushes/s   "
+              f"({ours_fcm / bare_fcm:.2f} of bare requests)")
 
     bench = Bench(args, directory, peer)
     await bench.setup()
     print(f"\n{len(bench.ext)} MX sessions live in {bench.login_seconds:.1f} s "
           f"({args.users} users with iOS + Android tokens, {args.users} with iOS only)")
     bench.lag.start()
+    rounds: list[tuple[float, float, Phase]] = []  # (bare pushes/s, bare CPU µs/push, sat iOS only)
     try:
         await bench.phase("warm-up", bench.group_a, 200, min(400, 2 * args.users))
+        await bench.phase("warm-up iOS", bench.group_b, 200, min(400, 2 * args.users))  # results stored once
         phases = []
         for rate in args.rates:
             phases.append(await bench.phase(f"{rate:g}/s", bench.group_a, rate, int(rate * args.seconds)))
         for rate in args.ios_rates:
             phases.append(await bench.phase(f"{rate:g}/s iOS only", bench.group_b, rate, int(rate * args.seconds)))
-        sat_a = await bench.saturate("sat iOS+Andr.", bench.group_a)
+        sat_a = None if args.apns_only else await bench.saturate("sat iOS+Andr.", bench.group_a)
         profiler = cProfile.Profile() if args.profile else None
         if profiler:
             profiler.enable()
+        spy = start_py_spy(args.py_spy) if args.py_spy else None
         sat_b = await bench.saturate("sat iOS only", bench.group_b)
+        if spy is not None:
+            stop_py_spy(spy, args.py_spy)
         if profiler:
             profiler.disable()
             print("\nprofile of the event loop thread during 'sat iOS only' (top 30 by own time):")
             print_profile(pstats.Stats(profiler))
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
+        rounds.append((bare, bare_cpu, sat_b))
+        for n in range(2, args.repeat + 1):
+            print(f"round {n}:")
+            (r_bare, r_cpu), _ = await apns_baselines(directory, ready, config)
+            rounds.append((r_bare, r_cpu, await bench.saturate(f"sat iOS only {n}", bench.group_b)))
         cold = await bench.cold(args.cold)
-        phases += [sat_a, sat_b, cold]
+        phases += [p for p in (sat_a, sat_b) if p is not None] + [p for _, _, p in rounds[1:]] + [cold]
         if args.fcm_rtt > 0:
             await bench.peer.call(op="fcm_delay", seconds=args.fcm_rtt / 1000)
             phases.append(await bench.phase(f"100/s FCM+{args.fcm_rtt:g}ms", bench.group_a, 100, 300))
@@ -630,11 +685,20 @@ async def run_with_peer(args: argparse.Namespace, directory: Path, peer: PeerPro
         p99 = pct(at_500.apns["warm"], 99) / 1000
         print(f"warm p99 at 500 events/s: APNs {p99:.1f} ms, FCM {pct(at_500.fcm['warm'], 99) / 1000:.1f} ms "
               f"(target < 20 ms {'✔' if max(p99, pct(at_500.fcm['warm'], 99) / 1000) < 20 else '✘'})")
-    print(f"sustained APNs pushes/s through the whole path, iOS only: {sat_b.apns_rate:.0f} "
-          f"= {sat_b.apns_rate / bare:.2f} of bare aioapns ({bare:.0f}), {sat_b.apns_rate / 1300:.2f} of 1 300 "
-          f"(target ≥ 1 300 {'✔' if sat_b.apns_rate >= 1300 else '✘'})")
-    print(f"sustained with iOS + Android per event: APNs {sat_a.apns_rate:.0f}/s + FCM {sat_a.fcm_rate:.0f}/s "
-          f"(FCM {sat_a.fcm_rate / bare_fcm:.2f} of bare requests)")
+    print("sustained APNs pushes/s through the whole path, iOS only, against bare aioapns in the same round:")
+    for n, (r_bare, r_cpu, sat) in enumerate(rounds, start=1):
+        print(f"  round {n}: {sat.apns_rate:6.0f}/s = {sat.apns_rate / r_bare:.2f} of bare ({r_bare:.0f}/s); "
+              f"CPU {sat.cpu_per_push:6.1f} µs/push = {sat.cpu_per_push / r_cpu:.2f} of bare ({r_cpu:.1f}), "
+              f"overhead {sat.cpu_per_push - r_cpu:6.1f} µs/push")
+    ratio = statistics.median(sat.apns_rate / r_bare for r_bare, _, sat in rounds)
+    cpu_ratio = statistics.median(sat.cpu_per_push / r_cpu for _, r_cpu, sat in rounds)
+    overhead = statistics.median(sat.cpu_per_push - r_cpu for _, r_cpu, sat in rounds)
+    print(f"  median: {ratio:.2f} of bare aioapns (target ≥ 0.63 {'✔' if ratio >= 0.63 else '✘'}); "
+          f"CPU per push {cpu_ratio:.2f} × bare's, overhead {overhead:.1f} µs/push; "
+          f"{sat_b.apns_rate / 1300:.2f} of 1 300/s in round 1 (target ≥ 1 300 {'✔' if sat_b.apns_rate >= 1300 else '✘'})")
+    if sat_a is not None:
+        print(f"sustained with iOS + Android per event: APNs {sat_a.apns_rate:.0f}/s + FCM {sat_a.fcm_rate:.0f}/s "
+              f"(FCM {sat_a.fcm_rate / bare_fcm:.2f} of bare requests)")
     worst = max(phases, key=lambda p: p.lag_max)
     print(f"event-loop stall at the sustained APNs load (sat iOS only): {sat_b.lag_max:.0f} ms "
           f"(target ≤ 100 ms {'✔' if sat_b.lag_max <= 100 else '✘'}); worst of the run {worst.lag_max:.0f} ms "
@@ -647,8 +711,8 @@ async def run_with_peer(args: argparse.Namespace, directory: Path, peer: PeerPro
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200, help="users per group (default 200)")
-    parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[100.0, 500.0, 1000.0],
-                        help="steady event rates, comma separated (default 100,500,1000)")
+    parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",") if x], default=[100.0, 500.0, 1000.0],
+                        help="steady event rates, comma separated (default 100,500,1000; '' for none)")
     parser.add_argument("--ios-rates", type=lambda s: [float(x) for x in s.split(",") if x], default=[500.0],
                         help="steady rates for the iOS-only users (default 500; '' for none)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per steady rate (default 4)")
@@ -661,7 +725,14 @@ def main() -> None:
     parser.add_argument("--phase-cap", type=float, default=40.0,
                         help="stop waiting for a phase's pushes after this many seconds (they count as lost)")
     parser.add_argument("--baseline-seconds", type=float, default=2.0)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of (bare aioapns, ApnsSender alone, saturation iOS only), medians printed")
+    parser.add_argument("--apns-only", action="store_true",
+                        help="skip the FCM baselines and the iOS + Android saturation")
     parser.add_argument("--profile", action="store_true", help="cProfile the proxy during the iOS-only saturation")
+    parser.add_argument("--py-spy", metavar="FILE",
+                        help="sample the iOS-only saturation with py-spy (must be on PATH), collapsed stacks to FILE")
+    parser.add_argument("--profile-out", help="with --profile: also write the pstats file here")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin processes to CPUs")
     parser.add_argument("--asyncio", action="store_true",
                         help="asyncio's own event loop instead of uvloop (what mxproxy serve falls back to)")

@@ -42,6 +42,7 @@ from h2.events import (
     StreamEnded,
 )
 from h2.exceptions import ProtocolError
+from hpack import NeverIndexedHeaderTuple
 
 OUTCOMES: dict[str, tuple[int, str | None]] = {
     "badtopic": (400, "BadTopic"),
@@ -63,6 +64,7 @@ class ApnsRequest:
     body: bytes
     client_uid: str | None
     connection: int
+    never_indexed: frozenset[str] = frozenset()  # header names the client sent HPACK "never indexed"
 
     def json(self) -> dict:
         return json.loads(self.body)
@@ -127,7 +129,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: LocalAPNs) -> None:
         self.server = server
         self.conn = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
-        self.streams: dict[int, tuple[dict[str, str], bytearray]] = {}
+        self.streams: dict[int, tuple[dict[str, str], bytearray, frozenset[str]]] = {}
         self.transport: asyncio.Transport | None = None
         self.number = 0
         self.client_uid: str | None = None
@@ -157,7 +159,8 @@ class _Connection(asyncio.Protocol):
             return
         for event in events:
             if isinstance(event, RequestReceived):
-                self.streams[event.stream_id] = (dict(event.headers), bytearray())  # type: ignore[arg-type]
+                never = frozenset(str(h[0]) for h in event.headers if isinstance(h, NeverIndexedHeaderTuple))
+                self.streams[event.stream_id] = (dict(event.headers), bytearray(), never)  # type: ignore[arg-type]
             elif isinstance(event, DataReceived):
                 self.streams[event.stream_id][1].extend(event.data)
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -171,10 +174,10 @@ class _Connection(asyncio.Protocol):
         self.transport.write(self.conn.data_to_send())
 
     def _respond(self, stream_id: int) -> None:
-        headers, body = self.streams.pop(stream_id)
+        headers, body, never = self.streams.pop(stream_id)
         path = headers.get(":path", "")
         token = path.rsplit("/", 1)[-1]
-        request = ApnsRequest(path, token, headers, bytes(body), self.client_uid, self.number)
+        request = ApnsRequest(path, token, headers, bytes(body), self.client_uid, self.number, never)
         self.server.requests.append(request)
         if self.server.on_push is not None:
             self.server.on_push(request)

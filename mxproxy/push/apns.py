@@ -38,9 +38,12 @@ from aioapns.connection import (
 from aioapns.exceptions import ConnectionClosed
 from aioapns.exceptions import ConnectionError as ApnsConnectionError
 from aioapns.exceptions import MaxAttemptsExceeded
+from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import PingAckReceived, PingReceived, StreamReset
 from h2.exceptions import FlowControlError, NoAvailableStreamIDError, ProtocolError
+from hpack import Encoder as HpackEncoder
+from hpack import NeverIndexedHeaderTuple
 
 from mxproxy import outbound
 from mxproxy.config import PushConfig, VoipConfig
@@ -76,6 +79,26 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
     return text.encode()
 
 
+_ID_BATCH = 256
+_random_ids: list[str] = []
+
+
+def apns_id() -> str:
+    """A random (version 4) UUID for ``apns-id``, as ``str(uuid.uuid4())`` spells it, drawn from
+    the OS 256 at a time: one ``getrandom`` call and one ``UUID`` object per push cost more
+    than the rest of building the request."""
+    if not _random_ids:
+        pool = bytearray(os.urandom(16 * _ID_BATCH))
+        for n in range(_ID_BATCH):
+            pool[16 * n + 6] = pool[16 * n + 6] & 0x0F | 0x40  # version 4
+            pool[16 * n + 8] = pool[16 * n + 8] & 0x3F | 0x80  # RFC 4122 variant
+        text = pool.hex()
+        _random_ids.extend(
+            f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in (text[32 * n:32 * n + 32] for n in range(_ID_BATCH))
+        )
+    return _random_ids.pop()
+
+
 def apns_topic(topic: str, kind: str) -> str:
     """The ``apns-topic`` header: VoIP pushes go to ``<bundle>.voip``, alerts to the bare bundle,
     whichever of the two forms the token was registered under."""
@@ -105,11 +128,28 @@ class _ConnectionSettings:
     ping_interval: float
 
 
+#: Our request headers are built below, lower-case, pseudo-headers first, without connection
+#: headers: h2's per-request normalising and validating of them (a tenth of a push's CPU, issue 14)
+#: has nothing to find. Inbound validation stays on.
+_H2_CONFIG = H2Configuration(client_side=True, header_encoding=None, validate_outbound_headers=False,
+                             normalize_outbound_headers=False)
+
+
+class _PlainLiteralEncoder(HpackEncoder):
+    """HPACK without Huffman coding of literals. The only literals after a connection's first
+    request are the per-push ``:path``, ``apns-id`` and ``apns-expiration`` (~120 bytes): Huffman
+    would save ~30 of them at the price of a pure-Python loop over every byte, per push."""
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:  # noqa: ARG002 - h2 passes the default
+        return super().encode(headers, huffman=False)
+
+
 class _H2Connection(H2Connection):
     """Hands PING acks and stream resets to the protocol instead of aioapns's "unknown event"."""
 
     def __init__(self, protocol: "_ApnsProtocol") -> None:
-        super().__init__()
+        super().__init__(config=_H2_CONFIG)
+        self.encoder = _PlainLiteralEncoder()
         self._protocol = protocol
 
     def receive_data(self, data: bytes) -> list:  # type: ignore[override]
@@ -144,6 +184,11 @@ class _ApnsProtocol(APNsTLSClientProtocol):
         self.settings = settings
         self.last_used = self.loop.time()
         self.ping_outstanding = False
+        # Headers the same on every request, as bytes (h2 would encode str ones per request). They
+        # enter the HPACK table once and cost a byte each afterwards; the per-push values are sent
+        # never-indexed, so the table stays a handful of entries and each look-up in it short.
+        self._host = (b"host", settings.host.encode()), (b"user-agent", USER_AGENT.encode()), \
+            (b"content-type", b"application/json")
 
     @property
     def is_open(self) -> bool:
@@ -152,24 +197,23 @@ class _ApnsProtocol(APNsTLSClientProtocol):
     async def send_notification(self, request: NotificationRequest) -> NotificationResult:
         stream_id = await self.free_channels.acquire()
         self.last_used = self.loop.time()
-        headers = [
-            (":method", "POST"),
-            (":scheme", "https"),
-            (":path", f"/3/device/{request.device_token}"),
-            ("host", self.APNS_SERVER),
-            ("user-agent", USER_AGENT),
-            ("content-type", "application/json"),
-            ("apns-id", request.notification_id),
-            ("apns-topic", request.apns_topic or self.apns_topic),
+        headers: list[tuple[bytes, bytes]] = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            NeverIndexedHeaderTuple(b":path", b"/3/device/" + request.device_token.encode()),
+            *self._host,
+            NeverIndexedHeaderTuple(b"apns-id", request.notification_id.encode()),
+            (b"apns-topic", (request.apns_topic or self.apns_topic).encode()),
         ]
         if request.push_type is not None:
-            headers.append(("apns-push-type", request.push_type.value))
+            headers.append((b"apns-push-type", request.push_type.value.encode()))
         if request.priority is not None:
-            headers.append(("apns-priority", str(request.priority)))
+            headers.append((b"apns-priority", str(request.priority).encode()))
         if request.time_to_live is not None:
-            headers.append(("apns-expiration", str(int(time.time()) + request.time_to_live)))
-        if self.auth_provider:
-            headers.append(("authorization", self.auth_provider.get_header()))
+            headers.append(NeverIndexedHeaderTuple(b"apns-expiration",
+                                                   str(int(time.time()) + request.time_to_live).encode()))
+        if self.auth_provider:  # never indexed, as h2's normalising would have marked it
+            headers.append(NeverIndexedHeaderTuple(b"authorization", self.auth_provider.get_header().encode()))
         body: bytes = request.message  # type: ignore[assignment]  # pre-encoded by the sender
         future: asyncio.Future[NotificationResult] = self.loop.create_future()
         self.requests[request.notification_id] = future
@@ -412,13 +456,14 @@ class ApnsSender(Sender):
         topic = apns_topic(token.topic, kind)
         pool = self._pool(credential, topic, token.sandbox)
         expiration = self._push.call_expiration if kind == "voip" else self._push.alert_expiration
-        template = replace(template, warm=pool.is_warm)
+        template = PushResult(self.provider, kind, token, TRANSPORT, warm=pool.is_warm)
 
         async def attempt(timeout: float) -> PushResult:
             warm = pool.is_warm
             request = NotificationRequest(
                 device_token=token.token,
                 message=body,  # type: ignore[arg-type]
+                notification_id=apns_id(),
                 time_to_live=int(expiration),
                 priority=PRIORITY_IMMEDIATE,
                 push_type=PushType.VOIP if kind == "voip" else PushType.ALERT,
@@ -432,7 +477,8 @@ class ApnsSender(Sender):
             http_status = int(answer.status) if str(answer.status).isdigit() else 0
             reason = answer.description or ""
             status, final = classify_apns(http_status, reason)
-            return replace(template, status=status, reason=reason, final=final, http_status=http_status, warm=warm)
+            return PushResult(self.provider, kind, token, status, reason=reason, final=final, http_status=http_status,
+                              warm=warm)
 
         result = await send_with_retries(
             attempt,

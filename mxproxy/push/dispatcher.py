@@ -53,6 +53,8 @@ KINDS = ("voip", "alert")
 #: pushed again (the length of a ring's useful life: ``callExpiration``'s default).
 DUPLICATE_WINDOW = 30.0
 DUPLICATE_MEMORY = 50_000  # (login, call/mail) keys remembered at most
+#: ``json.dumps(body, sort_keys=True, separators=(",", ":"))`` without building an encoder per call
+_FINGERPRINT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 #: Prune guard: within GUARD_WINDOW seconds, when at least GUARD_MIN_USERS distinct users of one
 #: (provider, topic) got a suspicious final verdict and they are more than GUARD_SHARE of the
@@ -105,18 +107,22 @@ class DuplicateFilter:
 
     @staticmethod
     def identity(login: str, event: Event) -> tuple[tuple[str, str, Any], str] | None:
-        """``((login, "call"|"mail", id), fingerprint)`` of a pushable event, else None."""
+        """``((login, "call"|"mail", id), fingerprint)`` of a pushable event, else None. The
+        fingerprint is also what cluster push claims compare across instances: keep its form."""
         body = event_json(event)
         if body is None:
             return None
         body.pop("timestamp", None)
-        fingerprint = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        fingerprint = _FINGERPRINT.encode(body)
         if isinstance(event, MailIncomingReady):
             return (login, "mail", event.mail_id), fingerprint
         return (login, "call", getattr(event, "call_id", None)), fingerprint
 
     def seen(self, login: str, event: Event, now: float) -> bool:
-        found = self.identity(login, event)
+        return self.seen_identity(self.identity(login, event), now)
+
+    def seen_identity(self, found: tuple[tuple[str, str, Any], str] | None, now: float) -> bool:
+        """``seen`` for an event whose ``identity`` the caller has already."""
         if found is None:
             return False
         key, fingerprint = found
@@ -302,6 +308,10 @@ class PushDispatcher:
         self._written: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
         self._fcm_used: set[str] = set()
         self._counts: Counter[tuple[str, str]] = Counter()  # (provider, status) -> n
+        # labelled metric children, found once per label set (``labels()`` takes a lock and
+        # builds its key on every call): bounded by providers × kinds × statuses × warm/cold
+        self._sent_counters: dict[tuple[str, str, str], Any] = {}
+        self._latency_histograms: dict[tuple[str, str], Any] = {}
         self._stats: Counter[str] = Counter()  # dropped, duplicates, pruned, pruneHeld, ...
         self._dropped_since_log = 0
         self._last_drop_log = 0.0
@@ -379,9 +389,10 @@ class PushDispatcher:
             job = await self._queue.get()
             try:
                 self.metrics.push_queue.set(self._queue.qsize())
-                message = self._message(job)  # synchronous: events reach the policy in arrival order
+                found = DuplicateFilter.identity(job.login, job.event)  # once per event
+                message = self._message(job, found)  # synchronous: events reach the policy in arrival order
                 if message is not None:
-                    push, claim = await self._claimed(job, message)
+                    push, claim = await self._claimed(job, message, found)
                     if push:
                         await self._deliver(job.login, message, job.received, claim)  # starts the sends
             except asyncio.CancelledError:
@@ -391,19 +402,20 @@ class PushDispatcher:
             finally:
                 self._queue.task_done()
 
-    def _message(self, job: _Job) -> PushMessage | None:
-        if self.duplicates.seen(job.login, job.event, job.received):
+    def _message(self, job: _Job, found: tuple[tuple[str, str, Any], str] | None) -> PushMessage | None:
+        if self.duplicates.seen_identity(found, job.received):
             self._stats["duplicates"] += 1
             log.info("push: %s for %s seen moments ago (reconnect?); not pushed again",
                      event_type(job.event), job.login)
             return None
         return self.policy.message(job.event, login=job.login, ext=self._ext(job.login))
 
-    async def _claimed(self, job: _Job, message: PushMessage) -> tuple[bool, tuple[str, int] | None]:
+    async def _claimed(self, job: _Job, message: PushMessage,
+                       found: tuple[tuple[str, str, Any], str] | None) -> tuple[bool, tuple[str, int] | None]:
         """Cluster: one push per event across all instances, only by the lease holder (fenced in
         the store); a single instance's filter above already decided. The claim records the
-        message, so a new owner can send it if this process dies before ``push_sent``."""
-        found = DuplicateFilter.identity(job.login, job.event)
+        message, so a new owner can send it if this process dies before ``push_sent``.
+        ``found``: the event's ``DuplicateFilter.identity``."""
         ownership = self.sessions.ownership
         if found is None or ownership is None:
             return True, None
@@ -428,8 +440,8 @@ class PushDispatcher:
 
     def _ext(self, login: str) -> str:
         """The user's extension from their MX login info (kept when the session is gone)."""
-        described = self.sessions.describe(login)
-        ext = str(described.get("ext") or "") if described else ""
+        info = self.sessions.login_info(login)  # not ``describe``: that builds the admin view per event
+        ext = str(info.extension or "") if info is not None else ""
         if ext:
             self._exts[login] = ext
             return ext
@@ -530,12 +542,18 @@ class PushDispatcher:
 
     async def _record(self, result: PushResult, started: float) -> None:
         token = result.token
-        self.metrics.pushes.labels(provider=result.provider, kind=result.kind, result=result.status).inc()
+        labels = (result.provider, result.kind, result.status)
+        counter = self._sent_counters.get(labels)
+        if counter is None:
+            counter = self._sent_counters[labels] = self.metrics.pushes.labels(*labels)
+        counter.inc()
         self._counts[(result.provider, result.status)] += 1
         if result.attempts > 0:
-            self.metrics.push_latency.labels(provider=result.provider, connection=self._connection(result)).observe(
-                time.monotonic() - started
-            )
+            where = (result.provider, self._connection(result))
+            histogram = self._latency_histograms.get(where)
+            if histogram is None:
+                histogram = self._latency_histograms[where] = self.metrics.push_latency.labels(*where)
+            histogram.observe(time.monotonic() - started)
         await self._store_result(result)
         allowed, change = self.guard.observe(result, time.monotonic())
         if change is not None:

@@ -237,12 +237,14 @@ class SQLStore(WebhookStatements, ClusterStatements, Store):
         validation.text("login", login)
         return await self._run(f"DELETE FROM {self._tokens} WHERE {TOKEN_KEY} AND login = ?", *key, login) > 0
 
+    @property
+    def _tokens_of_user(self) -> str:
+        return (f"SELECT {rows.TOKEN_COLUMNS} FROM {self._tokens} WHERE login = ? "
+                "ORDER BY created_at, kind, topic, token")
+
     async def tokens_for_user(self, login: str) -> list[DeviceToken]:
         validation.text("login", login)
-        found = await self._all(
-            f"SELECT {rows.TOKEN_COLUMNS} FROM {self._tokens} WHERE login = ? ORDER BY created_at, kind, topic, token",
-            login,
-        )
+        found = await self._all(self._tokens_of_user, login)
         return [rows.token_from_row(row) for row in found]
 
     async def list_tokens(self) -> list[DeviceToken]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import jwt
 import pytest
 
 from mxproxy.push import results
-from mxproxy.push.apns import ApnsSender, apns_topic, encode_payload
+from mxproxy.push.apns import ApnsSender, apns_id, apns_topic, encode_payload
 from mxproxy.push.certificates import CredentialError, load_p12
 from mxproxy.store.base import DeviceToken
 from mxproxy.localpush.apns import LocalAPNs
@@ -50,7 +51,9 @@ async def test_voip_push_has_apple_headers_and_the_compact_event_json(pki, apns)
     assert req.headers["apns-topic"] == f"{BUNDLE}.voip"
     assert req.headers["apns-priority"] == "10"
     assert int(time.time()) + 20 <= int(req.headers["apns-expiration"]) <= int(time.time()) + 31
-    assert req.headers["apns-id"]
+    assert uuid.UUID(req.headers["apns-id"]).version == 4
+    assert req.headers["user-agent"] == "mxproxy" and req.headers["content-type"] == "application/json"
+    assert req.headers[":method"] == "POST" and req.headers[":scheme"] == "https"
     assert "authorization" not in req.headers
     assert req.body == (
         b'{"type":"Delivered","callId":21,"deviceId":"3095",'
@@ -256,6 +259,32 @@ async def test_token_auth_signs_an_es256_provider_token_for_the_configured_bundl
     claims = jwt.decode(provider_token, key.public_key(), algorithms=["ES256"])
     assert claims["iss"] == "TEAM123456"
     assert req.headers["apns-topic"] == "com.example.token.voip"
+    assert "authorization" in req.never_indexed  # a credential never enters an HPACK table
+
+
+async def test_per_push_header_values_are_never_indexed_and_every_push_has_its_own_apns_id(pki, apns):
+    """The values that change per push stay out of the HPACK tables (which then stay a handful of
+    constant entries, issue 14); the constant headers are indexed as usual."""
+    sender = sender_for(pki, apns)
+    try:
+        for n in range(3):
+            result = await sender.send(token(f"ok-{n:04d}"), PAYLOAD, "voip", deadline=soon())
+            assert result.ok, result.summary()
+    finally:
+        await sender.aclose()
+    assert len({req.connection for req in apns.requests}) == 1
+    for req in apns.requests:
+        assert req.never_indexed == {":path", "apns-id", "apns-expiration"}
+    ids = [uuid.UUID(req.headers["apns-id"]) for req in apns.requests]
+    assert len(set(ids)) == 3 and all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
+
+
+def test_apns_ids_are_distinct_version_4_uuids_spelled_as_str_uuid4():
+    ids = [apns_id() for _ in range(600)]  # more than one batch
+    assert len(set(ids)) == 600
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
 
 
 def test_payload_encoding_matches_go_json_marshal():

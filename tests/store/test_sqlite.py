@@ -134,3 +134,35 @@ async def test_a_second_process_style_connection_can_read_while_the_store_writes
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_token_reads_are_direct_and_see_at_once_what_another_connection_committed(tmp_path: Path) -> None:
+    """The push path's read of a user's tokens runs on the event loop (issue 14: no thread
+    hand-over), uncached: a token registered or deleted through another connection to the file
+    (another process, the CLI) is seen by the very next read."""
+    from mxproxy.store import DeviceToken
+
+    db = tmp_path / "proxy.db"
+    serving, other = SQLiteStore(db, None), SQLiteStore(db, None)
+    await serving.open()
+    await other.open()
+    try:
+        await serving.put_user(ALICE)
+        await serving.put_token(DeviceToken("apn", "com.example", "phone-1", "alice"))
+        assert [t.token for t in await serving.tokens_for_user("alice")] == ["phone-1"]
+
+        await other.put_token(DeviceToken("fcm", "com.example", "tablet-1", "alice"))
+        read = serving.tokens_for_user("alice")
+        with pytest.raises(StopIteration) as answered:  # finished without waiting for anything
+            read.send(None)
+        assert [t.token for t in answered.value.value] == ["phone-1", "tablet-1"]
+
+        assert await other.delete_token("apn", "com.example", "phone-1")
+        await other.set_token_result("fcm", "com.example", "tablet-1", "ok", 1_700_000_000.0)
+        [left] = await serving.tokens_for_user("alice")
+        assert (left.token, left.last_result, left.last_result_at) == ("tablet-1", "ok", 1_700_000_000.0)
+    finally:
+        await other.close()
+        await serving.close()
+    with pytest.raises(StoreError, match="not open"):
+        await serving.tokens_for_user("alice")
