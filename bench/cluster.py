@@ -188,7 +188,7 @@ async def run(args: argparse.Namespace) -> None:
     dsn = f"{args.pg.rpartition('/')[0]}/{name}"
     instances: list[Instance] = []
     try:
-        with SimProcess("--users", str(args.users)) as sim, tempfile.TemporaryDirectory() as tmp:
+        with SimProcess("--users", str(args.users), "--uvloop") as sim, tempfile.TemporaryDirectory() as tmp:
             store = PostgresStore(dsn, STORE_KEY)
             await store.open()
             gate = asyncio.Semaphore(32)

@@ -137,7 +137,11 @@ def test_connector_options_are_typed_by_the_connectors_declaration() -> None:
     from mxproxy.connectors.registry import declared_options
 
     assert declared_options("zultys")["addressBookEvents"].kind == "boolean"
-    assert parse_config({"apps": {"c": "s"}}).mx.options == {"addressBookEvents": True, "traceDir": None}
+    assert parse_config({"apps": {"c": "s"}}).mx.options == {"addressBookEvents": True, "traceDir": None,
+                                                            "tlsResumption": True}
+    assert parse_config({"apps": {"c": "s"}, "mx": {"tlsResumption": False}}).mx.options["tlsResumption"] is False
+    with pytest.raises(ConfigError, match="mx.tlsResumption"):
+        parse_config({"apps": {"c": "s"}, "mx": {"tlsResumption": "maybe"}})
     assert parse_config({"apps": {"c": "s"}, "mx": {"addressBookEvents": False}}).mx.options["addressBookEvents"] is False
     with pytest.raises(ConfigError, match="mx.connector: unknown connector 'zultis' .did you mean 'zultys'"):
         parse_config({"apps": {"c": "s"}, "mx": {"connector": "zultis"}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -25,6 +26,7 @@ from mxproxy.sessions import (
     SessionOptions,
     SessionUnavailable,
 )
+from mxproxy.sessions import gcpause
 from mxproxy.simulator import Fixture, Simulator, SimUser
 from mxproxy.store.base import DeviceToken, Store, UserRecord
 from tests.waiting import eventually
@@ -353,6 +355,26 @@ async def test_resume_runs_at_most_resume_concurrency_logins_at_once(
     sim.set_delay(0)
     assert manager.live_logins() == sorted(f"user{i}" for i in range(MANY))
     assert 1 < peak <= 3, peak
+
+
+async def test_full_collections_are_held_while_stored_users_resume_and_come_back_once_all_attempted(
+    sim: Simulator, store: Store, make_manager: Factory
+) -> None:
+    host = f"127.0.0.1:{sim.port}"
+    for i in range(MANY):
+        await store.put_user(UserRecord(login=f"user{i}", host=host, mx_login=f"user{i}", password=f"pw{i}"))
+    await store.put_user(UserRecord(login="bob", host=host, mx_login="bob", password="stale"))  # fails: attempted too
+    before = gc.get_threshold()
+    sim.set_delay(0.2, command="loginRequest")
+    manager = make_manager(resume_concurrency=3, resume_wait=0.01)  # start() returns while users still resume
+    await manager.start()
+    assert gcpause.held(), "full collections would walk the growing heap of sessions"
+    assert gc.get_threshold()[:2] == before[:2]  # young collections still collect short-lived garbage
+    await eventually(lambda: len(manager.live_logins()) == MANY and manager.state("bob") == "needs_reauth",
+                     "every stored user attempted")
+    await eventually(lambda: not gcpause.held(), "the hold released")
+    assert gc.get_threshold() == before
+    sim.set_delay(0)
 
 
 async def test_backoff_doubles_up_to_the_cap_and_jitter_only_shortens_it(make_manager: Factory) -> None:

@@ -12,6 +12,7 @@ from mxproxy.connectors.base import Connector, Event, LoginInfo, MXAccount, MXSe
 from mxproxy.connectors.errors import MXError, MXLoginFailed, MXTimeout, MXUnsupported
 from mxproxy.provisioning import ProvisionedAccount
 from mxproxy.sessions.errors import NotSignedIn, SessionUnavailable
+from mxproxy.sessions.gcpause import hold_full_collections
 from mxproxy.sessions.ownership import Ownership
 from mxproxy.sessions.options import SessionOptions, SessionStats
 from mxproxy.sessions.owner import Owner, quietly, record_account
@@ -75,9 +76,16 @@ class SessionManager:
         if self.ownership is not None:
             await self.ownership.start(self)
             return
-        await self._resume(await self.store.list_users())
+        release = hold_full_collections()  # reading 10,000 records is a burst of objects too
+        try:
+            users = await self.store.list_users()
+        except BaseException:
+            release()
+            raise
+        await self._resume(users, fresh=True, release=release)  # read just now: no second read each
 
-    async def _resume(self, users: list[UserRecord], *, fresh: bool = False) -> None:
+    async def _resume(self, users: list[UserRecord], *, fresh: bool = False,
+                      release: Callable[[], None] | None = None) -> None:
         owners: list[Owner] = []
         for record in users:
             if record.needs_reauth:
@@ -95,13 +103,32 @@ class SessionManager:
             owner.start()
             owners.append(owner)
         if not owners:
+            if release is not None:
+                release()
             return
         log.info("resuming %d stored users", len(owners))
+        self._hold_gc_until_attempted(owners, release or hold_full_collections())
         # healthy users are live when start() returns; a slow or dead MX does not hold start-up
         firsts = [asyncio.shield(o._first_attempt) for o in owners]
         await asyncio.wait(firsts, timeout=self.options.resume_wait)
         live = sum(1 for o in owners if o.state == LIVE)
         log.info("resumed %d of %d stored users; the rest keep retrying", live, len(owners))
+
+    @staticmethod
+    def _hold_gc_until_attempted(owners: list[Owner], release: Callable[[], None]) -> None:
+        """No full garbage collection until every one of ``owners`` made its first attempt
+        (``release``, a ``gcpause`` hold, bounded by ``HOLD_LIMIT``): each one would walk the
+        growing heap of new sessions and find no garbage."""
+        pending = len(owners)
+
+        def attempted(_: object) -> None:
+            nonlocal pending
+            pending -= 1
+            if pending == 0:
+                release()
+
+        for owner in owners:
+            owner._first_attempt.add_done_callback(attempted)
 
     # -- cluster: the lease rounds start and stop users -----------------------------------------
     async def run_users(self, logins: list[str]) -> None:
@@ -109,6 +136,7 @@ class SessionManager:
         wanted = {login for login in logins if login not in self._owners}
         if not wanted or self._stopping:
             return
+        release = hold_full_collections()  # a takeover is a burst of logins like a start-up resume
         try:
             if len(wanted) > 20:
                 records = [r for r in await self.store.list_users() if r.login in wanted]
@@ -116,9 +144,13 @@ class SessionManager:
                 found = [await self.store.get_user(login) for login in sorted(wanted)]
                 records = [r for r in found if r is not None]
         except StoreError as exc:
+            release()
             log.warning("cannot read %d user(s) whose leases were taken: %s", len(wanted), exc)
             return
-        await self._resume(records, fresh=True)  # a takeover: thousands of logins, no second read each
+        except BaseException:
+            release()
+            raise
+        await self._resume(records, fresh=True, release=release)  # thousands of logins, no second read each
 
     async def release_users(self, logins: list[str]) -> None:
         """Leases of ``logins`` are gone (moved or lapsed): ``<logout/>`` their sessions here."""

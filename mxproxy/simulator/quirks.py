@@ -29,6 +29,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "empty_elements": ("open-close", "self-closing"),
     "booleans": ("word", "digit", "letter", "upper"),
     "login_reply": ("loginResponce", "loginResponse"),
+    "tls_version": ("1.3", "1.2"),
 }
 
 #: Named sets of quirks (``--profile NAME``): each a reading of the spec's open questions that a
@@ -134,6 +135,12 @@ class Quirks:
     mode_reply: bool = False
     #: Send ``0000<keepalive />`` to logged-in clients every this many seconds (0 = never).
     server_keepalive: float = 0.0
+    #: Highest TLS version offered (``1.2``: what [BASE] negotiates). Read when the simulator starts.
+    tls_version: str = "1.3"
+    #: Let clients resume TLS sessions (TLS 1.3 tickets, TLS 1.2 session ids and tickets); false
+    #: makes every handshake a full one (no tickets are issued and the session cache starts empty
+    #: for each connection). Read when the simulator starts.
+    tls_resumption: bool = True
 
     @classmethod
     def profile(cls, name: str, overrides: Iterable[str] = ()) -> "Quirks":

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import ssl
 import time
 from typing import Any, Callable, Iterable, Sequence
 
@@ -75,6 +76,7 @@ class Simulator:
         self._control_address = control or None
         self._certfile, self._keyfile = certfile, keyfile
         self._cert: CertPair | None = None
+        self._tls_options: dict[str, Any] = {}
         self._server: asyncio.base_events.Server | None = None
         self._control: Any = None
         self.model = CallModel(sn=self.fixture.sn, emit=self._emit, name_of=self._name_of, on_end=self._log_call)
@@ -99,9 +101,11 @@ class Simulator:
 
     async def start(self) -> None:
         self._cert = load_pair(self._certfile, self._keyfile) if self._certfile else self_signed()
-        ctx = server_context(self._cert)
+        self._tls_options = {"max_version": self.quirks.tls_version, "resumption": self.quirks.tls_resumption}
+        # a server that never resumes gets a fresh context (empty session cache) per connection
+        ctx = server_context(self._cert, **self._tls_options) if self.quirks.tls_resumption else None
         self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=ctx, backlog=4096,
-                                                  ssl_handshake_timeout=30)
+                                                  ssl_handshake_timeout=30 if ctx is not None else None)
         self.port = self._server.sockets[0].getsockname()[1]
         self._running = True
         if self._control_address:
@@ -147,6 +151,12 @@ class Simulator:
         return self._control.url if self._control is not None else None
 
     @property
+    def cert_pair(self) -> CertPair:
+        if self._cert is None:
+            raise SimulatorError("the simulator is not started")
+        return self._cert
+
+    @property
     def cert_pem(self) -> bytes:
         if self._cert is None:
             raise SimulatorError("the simulator is not started")
@@ -157,6 +167,12 @@ class Simulator:
         return fingerprint(self.cert_pem)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if writer.get_extra_info("sslcontext") is None:  # quirk tls_resumption=false
+            try:
+                await writer.start_tls(server_context(self.cert_pair, **self._tls_options), ssl_handshake_timeout=30)
+            except (OSError, ssl.SSLError, asyncio.TimeoutError):
+                writer.transport.abort()
+                return
         session = Session(self, next(self._session_ids), reader, writer)
         if not self._running:
             session.close(abort=True)

@@ -63,6 +63,7 @@ class SessionInfo:
     connected_at: float = 0.0
     closed_at: float | None = None
     ab_notify: bool = False  # MonitorStartAb is in effect
+    tls_resumed: bool = False  # the client resumed an earlier TLS session (no certificate sent)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,7 +72,7 @@ class SessionInfo:
             "monitors": {str(k): v for k, v in self.monitors.items()}, "commands": list(self.commands),
             "peer": self.peer, "attrs": dict(self.attrs), "assignedDevice": self.assigned_device,
             "callMode": dict(self.call_mode), "connectedAt": self.connected_at, "closedAt": self.closed_at,
-            "abNotify": self.ab_notify,
+            "abNotify": self.ab_notify, "tlsResumed": self.tls_resumed,
         }
 
 
@@ -106,6 +107,8 @@ class Session:
         self.closed = False
         self.connected_at = time.time()
         self.closed_at: float | None = None
+        ssl_object = writer.get_extra_info("ssl_object")
+        self.tls_resumed = bool(ssl_object is not None and ssl_object.session_reused)
         self._delayed: set[asyncio.Task[None]] = set()
         self._keepalive: asyncio.TimerHandle | None = None
 
@@ -126,6 +129,7 @@ class Session:
             commands=list(self.commands), peer=self.peer, attrs=dict(self.attrs),
             assigned_device=self.assigned_device, call_mode=dict(self.call_mode),
             connected_at=self.connected_at, closed_at=self.closed_at, ab_notify=self.ab_notify,
+            tls_resumed=self.tls_resumed,
         )
 
     # -- I/O -----------------------------------------------------------------------------------

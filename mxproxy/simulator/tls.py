@@ -60,11 +60,21 @@ def load_pair(certfile: str | Path, keyfile: str | Path | None) -> CertPair:
     return CertPair(cert_pem, key_pem)
 
 
-def server_context(pair: CertPair) -> ssl.SSLContext:
+def server_context(pair: CertPair, *, max_version: str = "1.3", resumption: bool = True) -> ssl.SSLContext:
     """A TLS 1.2+ server context; the PEMs go through a private temporary folder because
-    ``load_cert_chain`` only reads files."""
+    ``load_cert_chain`` only reads files.
+
+    OpenSSL lets clients resume by default (TLS 1.3 tickets, TLS 1.2 tickets and session ids from
+    the context's cache). ``resumption=False`` issues no tickets; the TLS 1.2 session-id cache
+    cannot be switched off from Python, so a refusing server also needs a fresh context for each
+    connection (``Simulator`` does that)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if max_version == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if not resumption:
+        ctx.options |= ssl.OP_NO_TICKET
+        ctx.num_tickets = 0
     with tempfile.TemporaryDirectory(prefix="mxsim-tls-") as tmp:
         cert = Path(tmp) / "cert.pem"
         key = Path(tmp) / "key.pem"

@@ -134,7 +134,8 @@ except (ImportError, AttributeError):  # pragma: no cover - other Python impleme
 
 
 async def _connect_tls(loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, host: str, port: int,
-                       ctx: ssl.SSLContext, handshake_timeout: float) -> asyncio.BaseTransport:
+                       ctx: ssl.SSLContext, handshake_timeout: float,
+                       session: ssl.SSLSession | None = None) -> asyncio.BaseTransport:
     if _LeanSSLProtocol is not None:
         waiter = loop.create_future()
         try:
@@ -143,6 +144,13 @@ async def _connect_tls(loop: asyncio.AbstractEventLoop, protocol: asyncio.Protoc
         except TypeError:  # pragma: no cover - a Python whose SSLProtocol signature changed
             pass
         else:
+            if session is not None:
+                # the SSLObject exists, the handshake starts once TCP is up: offer the session
+                # (asyncio's create_connection has no way to pass one)
+                try:
+                    ssl_protocol._sslobj.session = session  # noqa: SLF001
+                except (AttributeError, ValueError, TypeError):  # pragma: no cover - not resumable here
+                    pass
             raw, _ = await loop.create_connection(lambda: ssl_protocol, host, port)
             try:
                 await waiter
@@ -155,16 +163,17 @@ async def _connect_tls(loop: asyncio.AbstractEventLoop, protocol: asyncio.Protoc
     return transport
 
 
-async def open_tls(host: str, port: int, ctx: ssl.SSLContext, *, timeout: float,
-                   pin: str | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """TCP + TLS (+ pin check) within ``timeout``. Raises MXTimeout (connect timeouts are timeouts,
-    so the API can answer 504), MXTLSError, or MXConnectionFailed."""
+async def open_tls(host: str, port: int, ctx: ssl.SSLContext, *, timeout: float, pin: str | None = None,
+                   session: ssl.SSLSession | None = None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP + TLS (+ pin check) within ``timeout``, offering ``session`` for resumption (a server
+    that declines makes a full handshake). Raises MXTimeout (connect timeouts are timeouts, so
+    the API can answer 504), MXTLSError, or MXConnectionFailed."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
         async with asyncio.timeout(timeout):
-            transport = await _connect_tls(loop, protocol, host, port, ctx, max(timeout, 0.001))
+            transport = await _connect_tls(loop, protocol, host, port, ctx, max(timeout, 0.001), session)
     except TimeoutError:
         raise MXTimeout(f"connecting to MX {host}:{port} timed out after {timeout:g}s") from None
     except (ssl.SSLError, ssl.CertificateError) as exc:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, ClassVar, Mapping
 
 from mxproxy.config import MXConfig
 from mxproxy.connectors import base
-from mxproxy.connectors.errors import MXError, MXUnsupported
+from mxproxy.connectors.errors import MXError, MXTLSError, MXUnsupported
 from mxproxy.connectors.zultys.client import open_tls
 from mxproxy.connectors.zultys.session import ZultysSession
-from mxproxy.connectors.zultys.tls import client_context, normalize_fingerprint, verifies
+from mxproxy.connectors.zultys.tls import SessionCache, client_context, normalize_fingerprint, verifies
 from mxproxy.connectors.zultys.trace import TraceWriter
 from mxproxy.connectors.zultys.trust import CertificateCheck, peer_fingerprint
 
@@ -34,6 +34,10 @@ class ZultysConnector(base.Connector):
         "addressBookEvents": base.Option("boolean", True),
         # where CSTA traces go (``trace_user``, admin ``POST /trace``); unset: tracing is off
         "traceDir": base.Option("path", None),
+        # offer the last TLS session of an MX address on the next connection (``tls.SessionCache``):
+        # a resumed handshake skips the certificate and its checks. Not with tlsTrustOnFirstUse,
+        # where the certificate the MX presents now is what must be learnt after a forget.
+        "tlsResumption": base.Option("boolean", True),
     }
 
     def __init__(self, config: MXConfig) -> None:
@@ -47,6 +51,9 @@ class ZultysConnector(base.Connector):
         trace_dir = self.option(config, "traceDir")
         self.trace_dir: Path | None = Path(trace_dir) if trace_dir else None
         self._trace_plans: dict[str, base.TraceRequest] = {}  # MX login (lower case) -> plan
+        #: TLS sessions to resume, per MX address (None: ``tlsResumption`` off, or trust on first use)
+        self.tls_sessions: SessionCache | None = (
+            SessionCache() if self.option(config, "tlsResumption") and not config.tls_trust_on_first_use else None)
 
     def trace_user(self, login: str, seconds: float, pseudonymise: bool = False) -> base.TraceRequest:
         """Trace every CSTA session ``login`` logs in within ``seconds`` (0 stops), from its first
@@ -93,9 +100,17 @@ class ZultysConnector(base.Connector):
         ``[mx] addressBookEvents`` is off, ask for address-book change events. Connect timeouts
         and login reply timeouts raise MXTimeout; refused/unreachable MXConnectionFailed; TLS and
         pinning failures MXTLSError; a rejected login MXLoginFailed."""
-        reader, writer = await open_tls(account.host, account.port, self._context(),
-                                        timeout=self.config.connect_timeout, pin=self._pin)
-        fingerprint = peer_fingerprint(writer.get_extra_info("ssl_object"))
+        sessions = self.tls_sessions
+        offer = sessions.get(account.host, account.port) if sessions is not None else None
+        try:
+            reader, writer = await open_tls(account.host, account.port, self._context(),
+                                            timeout=self.config.connect_timeout, pin=self._pin, session=offer)
+        except MXTLSError:
+            if sessions is not None:
+                sessions.forget(account.host, account.port)
+            raise
+        ssl_object = writer.get_extra_info("ssl_object")
+        fingerprint = peer_fingerprint(ssl_object)
         session = ZultysSession(self.config, f"{account.login}@{account.address}")
         client = session.attach(reader, writer)
         client.trace = self._trace_for(account.login) if self._trace_plans else None
@@ -106,7 +121,12 @@ class ZultysConnector(base.Connector):
         except BaseException as exc:
             mode = "error" if isinstance(exc, MXError) else "closed"
             session.client.end(mode, "login did not succeed", graceful=False)
+            if isinstance(exc, MXTLSError) and sessions is not None:
+                sessions.forget(account.host, account.port)
             raise
+        if sessions is not None:  # read now: a TLS 1.3 ticket arrives after the handshake
+            sessions.keep(account.host, account.port, ssl_object, offer)
+        session.tls_resumed = bool(ssl_object is not None and ssl_object.session_reused)
         if self.address_book_events:
             session.watch_address_book()
         return session

@@ -113,6 +113,8 @@ class ZultysSession(base.MXSession):
         self.login_info = base.LoginInfo(server_id="", extension="", user_id=0)
         #: MonitorStartAb outcome: None = not asked / no reply (yet), True = accepted, False = refused.
         self.address_book_events: bool | None = None
+        #: The TLS handshake resumed an earlier session of this MX (``tls.SessionCache``).
+        self.tls_resumed = False
 
     # -- set-up (used by the connector) --------------------------------------------------------
 

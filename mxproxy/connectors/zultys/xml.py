@@ -24,6 +24,7 @@ from mxproxy.connectors.zultys.framing import MAX_PAYLOAD
 __all__ = ["Element", "parse", "element", "escape_text", "escape_attr", "text_of", "int_of", "bool_of"]
 
 _INVALID_XML_CHARS = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NEEDS_ESCAPE = re.compile("[&<>\"'\n\r\t]")  # one C scan instead of a generator per character class
 
 Value = Union[str, int, bool, None]
 
@@ -82,7 +83,7 @@ def _str(value: Value) -> str:
 def escape_text(value: Value) -> str:
     """Escape character data the way Go's encoder does (``\\n`` as ``&#xA;``)."""
     s = _check(_str(value))
-    if not any(c in s for c in "&<>\"'\n\r\t"):
+    if _NEEDS_ESCAPE.search(s) is None:
         return s
     return (
         s.replace("&", "&amp;")
