@@ -37,3 +37,20 @@ async def test_a_hold_ends_by_itself_after_its_time_limit() -> None:
     assert not gcpause.held() and gc.get_threshold() == before
     release()  # late release after the limit: nothing happens
     assert gc.get_threshold() == before
+
+
+async def test_the_sessions_a_burst_made_are_frozen_when_the_last_hold_ends() -> None:
+    class Session:  # in a reference cycle, as sessions are
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.unfreeze()
+    try:
+        release = gcpause.hold_full_collections()
+        session = Session()
+        assert any(o is session for o in gc.get_objects())
+        release()
+        assert not any(o is session for o in gc.get_objects())  # no full collection walks it
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -10,7 +10,9 @@ collected; older cyclic garbage waits for the end of the hold, which is bounded 
 (``HOLD_LIMIT``) so an MX that times every login out cannot make it grow for long.
 
 Holds nest (a takeover during the start-up resume); the thresholds in force before the first
-one come back when the last one ends.
+one come back when the last one ends, and the sessions the burst made are frozen then
+(mxproxy/heap.py): they live on, and without it the first full collection after the hold would
+walk them all once.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def hold_full_collections(limit: float = HOLD_LIMIT) -> Callable[[], None]:
         timer.cancel()
         _holds -= 1
         if _holds == 0 and _saved is not None:
+            gc.collect(1)  # the young generations only: their garbage is not frozen
+            gc.freeze()
             gc.set_threshold(*_saved)
             _saved = None
 
