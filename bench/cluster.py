@@ -36,7 +36,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from common import ROOT, SimProcess, raise_nofile
+from common import ROOT, SimProcess, raise_nofile, stop_instances_and_drop_database
 
 from mxproxy.store.postgres import PostgresStore
 from mxproxy.store.base import UserRecord
@@ -280,16 +280,7 @@ async def run(args: argparse.Namespace) -> None:
                       f"({leased - lapse:.2f}s after the lapse), all live after {live:.1f}s "
                       f"({live - leased:.1f}s of MX logins); load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
-        for inst in instances:
-            if inst.proc is not None and inst.proc.poll() is None:
-                inst.proc.send_signal(signal.SIGTERM)
-                try:
-                    inst.proc.wait(30)
-                except Exception:  # noqa: BLE001
-                    inst.proc.kill()
-        conn = await asyncpg.connect(args.pg)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await stop_instances_and_drop_database([inst.proc for inst in instances], args.pg, name)
 
 
 def main() -> None:

@@ -4,12 +4,47 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+def process_cpu_seconds(pid: int | str) -> float:
+    """User + system CPU time of a process (or ``"<pid>/task/<tid>"``, a thread) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_child(proc: subprocess.Popen, timeout: float) -> None:  # type: ignore[type-arg]
+    """Close the child's stdin (our children stop on EOF), wait, kill if it does not."""
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def stop_instances_and_drop_database(procs: list[subprocess.Popen | None], pg: str,  # type: ignore[type-arg]
+                                           database: str) -> None:
+    """End of a cluster bench: SIGTERM every instance still running (kill after 30 s), then drop
+    the run's PostgreSQL database."""
+    import asyncpg
+
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except Exception:  # noqa: BLE001
+                proc.kill()
+    conn = await asyncpg.connect(pg)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await conn.close()
 
 
 class SimProcess:
@@ -26,16 +61,10 @@ class SimProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the child so far (from /proc)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_child(self.proc, 5)
 
     def __enter__(self) -> "SimProcess":
         return self

@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,16 +216,14 @@ class Child:
         return 0
 
     def cpu(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        from common import process_cpu_seconds
+
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        from common import stop_child
+
+        stop_child(self.proc, 30)
 
 
 WEBHOOKS = """

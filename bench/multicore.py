@@ -39,7 +39,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from cluster import CLIENT, STORE_KEY, Instance, cpu_seconds, free_port, live_map, wait_all_live
-from common import ROOT, SimProcess, raise_nofile
+from common import ROOT, SimProcess, raise_nofile, stop_instances_and_drop_database
 
 from mxproxy.store.base import UserRecord
 from mxproxy.store.postgres import PostgresStore
@@ -220,16 +220,7 @@ async def run(args: argparse.Namespace) -> None:
                 for label, ratios in figures.items():
                     print(f"median ratio to one instance, {label}: {statistics.median(ratios):.2f}", flush=True)
     finally:
-        for inst in instances:
-            if inst.proc is not None and inst.proc.poll() is None:
-                inst.proc.send_signal(signal.SIGTERM)
-                try:
-                    inst.proc.wait(30)
-                except Exception:  # noqa: BLE001
-                    inst.proc.kill()
-        conn = await asyncpg.connect(args.pg)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await stop_instances_and_drop_database([inst.proc for inst in instances], args.pg, name)
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, raise_nofile
+from common import ROOT, process_cpu_seconds, raise_nofile, stop_child
 
 from mxproxy import runtime
 from mxproxy.config import Config, parse_config
@@ -109,21 +109,11 @@ class PeerProcess:
         return answer
 
     def cpu_seconds(self) -> float:
-        return _proc_cpu(self.proc.pid)
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_child(self.proc, 10)
         self._io.shutdown(wait=False)
-
-
-def _proc_cpu(pid: int | str) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu() -> float:
@@ -134,7 +124,7 @@ def own_cpu() -> float:
 
 def loop_thread_cpu() -> float:
     """CPU of the main thread alone (the event loop); the rest is aiosqlite's and the FCM threads."""
-    return _proc_cpu(f"{os.getpid()}/task/{threading.get_native_id()}")
+    return process_cpu_seconds(f"{os.getpid()}/task/{threading.get_native_id()}")
 
 
 # ----------------------------------------------------------------------------------------------

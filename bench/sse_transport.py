@@ -72,7 +72,7 @@ async def _serve(mode: str, heartbeat: float) -> None:
     from mxproxy import runtime
     from mxproxy.api.connections import limited_protocol
     from mxproxy.api.events import EventStream, StreamHub
-    from mxproxy.api.sse import SSEResponse, event_frame
+    from mxproxy.api.sse import SSEResponse
     from mxproxy.config import SSEConfig
 
     config = SSEConfig(enabled=True, max_streams=1_000_000, max_per_user=1_000_000, heartbeat=heartbeat)

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, load_average
+from common import ROOT, load_average, stop_child
 
 from mxproxy.config import WebhooksConfig
 from mxproxy.events.model import Event
@@ -115,12 +115,7 @@ class ReceiverProcess:
         return json.loads(self.proc.stdout.readline())
 
     def stop(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_child(self.proc, 5)
 
 
 # --- the proxy side --------------------------------------------------------------------------
