@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import asyncpg
 import httpx
 
 from mxproxy.localpush.fcm import LocalFCM
+from tests.ports import unused_port
 
 CLIENT = ("clusterapp", "cluster-app-secret-1")
 APP = "com.example.phone"
@@ -31,9 +31,9 @@ MXPROXY = str(Path(sys.executable).with_name("mxproxy"))
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port the instance binds when it starts (tests/ports.py: never one that another process
+    can take meanwhile)."""
+    return unused_port()
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0,

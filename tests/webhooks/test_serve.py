@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from tests.ports import unused_port
 from tests.test_server import READY, ServeProcess
 from tests.waiting import eventually
 from tests.webhooks.receiver import Receiver
@@ -106,10 +107,8 @@ async def test_deliveries_pending_at_a_sigkill_are_delivered_after_the_restart(
         tmp_path: Path, start_simulator: Any) -> None:
     sim = await start_simulator()
     me = next(u for u in sim.fixture.users if u.login == "dmitrys")
-    receiver = Receiver()
-    await receiver.start()
-    port = receiver.port
-    await receiver.stop()  # down: every attempt fails to connect
+    port = unused_port()  # the receiver is down (every attempt fails to connect) until the restart
+    receiver = Receiver(port=port)
     config = write_config(tmp_path, sim.port, me.password)
     proc = ServeProcess(config)
     await proc.start()
