@@ -46,7 +46,7 @@ from mxproxy.api.sse import (HEARTBEAT, MEDIA_TYPE, STREAM_HEADERS, SSEResponse,
 from mxproxy.auth.errors import InvalidToken
 from mxproxy.events import bus as bus_reasons
 from mxproxy.events.model import EVENT_TYPES
-from mxproxy.sessions.errors import NotSignedIn
+from mxproxy.sessions.errors import NotSignedIn, SessionUnavailable
 from mxproxy.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -341,7 +341,13 @@ async def event_stream(request: Request) -> Response:
     login = claims.sub
     if signed_out(request):  # cluster: no instance runs this user, and none will
         raise NotSignedIn()
-    ctx.sessions.get(login)  # 401 when not signed in, 503 + Retry-After while moving or starting
+    try:
+        ctx.sessions.get(login)  # 401 when not signed in, 503 + Retry-After while moving or starting
+    except SessionUnavailable:
+        # reconnecting here: the events will be published here, so the stream opens and waits
+        # (an EventSource never retries a non-200 answer, so a 503 would end it for good)
+        if not ctx.sessions.runs(login):
+            raise
     accept = type_filter(request)
     after = resume_point(request)
     hub.admit(login)

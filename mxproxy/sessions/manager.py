@@ -316,6 +316,14 @@ class SessionManager:
             raise SessionUnavailable(owner.retry_after(), "mx session was taken over (forced logout)")
         raise SessionUnavailable(owner.retry_after())
 
+    def runs(self, login: str) -> bool:
+        """Whether this instance runs ``login``'s MX session, live or being brought back
+        (reconnecting, waiting after a forced logout): its events are published here."""
+        owner = self._owners.get(login)
+        if owner is None or owner.finished or owner.state == NEEDS_REAUTH:
+            return False
+        return self.ownership is None or self.ownership.holds(login)
+
     def live_logins(self) -> list[str]:
         return sorted(login for login, o in self._owners.items() if o.state == LIVE and o.session is not None)
 

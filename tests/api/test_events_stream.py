@@ -258,6 +258,30 @@ async def test_streams_beyond_the_limits_answer_429_with_retry_after(tmp_path: P
             await opened(again)
 
 
+async def test_a_stream_opened_while_the_mx_session_is_coming_back_waits_and_then_streams(tmp_path: Path) -> None:
+    """An EventSource never retries a non-200 answer: while this instance brings the user's MX
+    session back (here: after a forced logout) the stream opens and the events follow."""
+    async with build_api(tmp_path, mx={"forcedLogoutDelay": "1s"}, extra={"sse": SSE}) as api:
+        async with serve(api.app) as url, httpx.AsyncClient(base_url=url) as client:
+            token = await api.sign_in()
+            await api.sim.force_logout(ME)
+
+            async def forced_out() -> bool:
+                return api.ctx.sessions.state(ME) == "forced_logout"
+
+            await eventually(forced_out, "the forced logout seen")
+            async with open_stream(client, "/events", token, params={"types": "call.ringing"}) as reader:
+                await opened(reader)
+
+                async def back() -> bool:
+                    return api.ctx.sessions.state(ME) == "live"
+
+                await eventually(back, "the MX session back after forcedLogoutDelay")
+                await ring(api)
+                [frame] = await reader.until("call.ringing")
+                assert frame.json["user"] == ME
+
+
 @pytest.mark.parametrize("how", ["DELETE /auth", "DELETE /auth/logout", "admin POST /users"])
 async def test_signing_out_ends_the_stream_with_end_signed_out(live: tuple[ApiHarness, httpx.AsyncClient],
                                                               how: str) -> None:
