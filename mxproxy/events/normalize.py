@@ -253,22 +253,23 @@ class UserNormalizer:
         return [call.raw("call.answered", call.data(), event.received_at)]
 
     def _held(self, event: Held, ext: str, user_id: int) -> list[Raw]:
-        call = self._call(event.call_id)
-        if call is None or call.state != "active":
-            return []
-        call.state = "held"
-        data = call.data()
-        data["by"] = _side(event.holding_device, ext)
-        return [call.raw("call.held", data, event.received_at)]
+        return self._hold_switch(event.call_id, "active", "held", "call.held", _side(event.holding_device, ext),
+                                 event.received_at)
 
     def _retrieved(self, event: Retrieved, ext: str, user_id: int) -> list[Raw]:
-        call = self._call(event.call_id)
-        if call is None or call.state != "held":
+        return self._hold_switch(event.call_id, "held", "active", "call.resumed",
+                                 _side(event.retrieving_device, ext), event.received_at)
+
+    def _hold_switch(self, call_id: int, before: str, after: str, event_type: str, by: str,
+                     at: float) -> list[Raw]:
+        """Held and resumed: one event per real switch (the MX repeats them), with who did it."""
+        call = self._call(call_id)
+        if call is None or call.state != before:
             return []
-        call.state = "active"
+        call.state = after
         data = call.data()
-        data["by"] = _side(event.retrieving_device, ext)
-        return [call.raw("call.resumed", data, event.received_at)]
+        data["by"] = by
+        return [call.raw(event_type, data, at)]
 
     def _transferred(self, event: Transferred, ext: str, user_id: int) -> list[Raw]:
         call = self._call(event.call_id)
