@@ -40,6 +40,13 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def freeze_survivors() -> None:
+    """Freeze what a burst left alive: the young generations are collected first (cheap, and
+    their garbage is not frozen); older garbage waits for a refreeze."""
+    gc.collect(1)
+    gc.freeze()
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Monotonic counters the freezer follows: objects that live long were made (sessions,
@@ -97,8 +104,7 @@ class HeapFreezer:
             return "refreeze"
         made = now.made - self._frozen.made
         if made >= MIN_NEW and made >= MIN_SHARE * self._base:
-            gc.collect(1)  # the young generations only: cheap, and their garbage is not frozen
-            gc.freeze()
+            freeze_survivors()
             self._mark(now)
             self.freezes += 1
             return "freeze"
@@ -109,4 +115,4 @@ class HeapFreezer:
         self._base = max(now.made - now.ended, 0)
 
 
-__all__ = ["Counts", "HeapFreezer", "freeze_startup_heap"]
+__all__ = ["Counts", "HeapFreezer", "freeze_startup_heap", "freeze_survivors"]

@@ -21,6 +21,8 @@ import asyncio
 import gc
 from typing import Callable
 
+from mxproxy.heap import freeze_survivors
+
 __all__ = ["hold_full_collections", "HOLD_LIMIT", "held"]
 
 #: The longest one hold keeps full collections off, in seconds.
@@ -57,8 +59,7 @@ def hold_full_collections(limit: float = HOLD_LIMIT) -> Callable[[], None]:
         timer.cancel()
         _holds -= 1
         if _holds == 0 and _saved is not None:
-            gc.collect(1)  # the young generations only: their garbage is not frozen
-            gc.freeze()
+            freeze_survivors()
             gc.set_threshold(*_saved)
             _saved = None
 
