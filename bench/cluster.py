@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import signal
 import statistics
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from common import ROOT, SimProcess, raise_nofile, stop_instances_and_drop_database
+from common import ROOT, SimProcess, create_bench_database, raise_nofile, stop_instances_and_drop_database
 
 from mxproxy.store.postgres import PostgresStore
 from mxproxy.store.base import UserRecord
@@ -181,11 +180,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> None:
     raise_nofile(args.users * 2 + 1024)
-    name = f"mxproxy_bench_{secrets.token_hex(4)}"
-    admin_conn = await asyncpg.connect(args.pg)
-    await admin_conn.execute(f'CREATE DATABASE "{name}"')
-    await admin_conn.close()
-    dsn = f"{args.pg.rpartition('/')[0]}/{name}"
+    dsn, name = await create_bench_database(args.pg)
     instances: list[Instance] = []
     try:
         with SimProcess("--users", str(args.users), "--uvloop") as sim, tempfile.TemporaryDirectory() as tmp:
@@ -253,7 +248,8 @@ async def run(args: argparse.Namespace) -> None:
                       f"(ratio {f50 / d50:.2f}); mean direct {statistics.mean(times['direct']):.2f} ms", flush=True)
                 print(f"CPU per request: forwarding instance {hop_cpu:.3f} ms per forwarded request; owner "
                       f"{owner_cpu:.3f} ms per request served (direct or forwarded); hop / served "
-                      f"{hop_cpu / owner_cpu:.2f}; load average {os.getloadavg()[0]:.1f}", flush=True)
+                      f"{f'{hop_cpu / owner_cpu:.2f}' if owner_cpu else 'n/a (too few requests for the CPU clock)'}; "
+                      f"load average {os.getloadavg()[0]:.1f}", flush=True)
                 if args.skip_takeover:
                     return
 

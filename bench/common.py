@@ -29,6 +29,19 @@ def stop_child(proc: subprocess.Popen, timeout: float) -> None:  # type: ignore[
         proc.kill()
 
 
+async def create_bench_database(pg: str) -> tuple[str, str]:
+    """A PostgreSQL database of its own for a cluster bench run: (its DSN, its name)."""
+    import secrets
+
+    import asyncpg
+
+    name = f"mxproxy_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(pg)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    return f"{pg.rpartition('/')[0]}/{name}", name
+
+
 async def stop_instances_and_drop_database(procs: list[subprocess.Popen | None], pg: str,  # type: ignore[type-arg]
                                            database: str) -> None:
     """End of a cluster bench: SIGTERM every instance still running (kill after 30 s), then drop

@@ -36,10 +36,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import asyncpg
 import httpx
 from cluster import CLIENT, STORE_KEY, Instance, cpu_seconds, free_port, live_map, wait_all_live
-from common import ROOT, SimProcess, raise_nofile, stop_instances_and_drop_database
+from common import ROOT, SimProcess, create_bench_database, raise_nofile, stop_instances_and_drop_database
 
 from mxproxy.store.base import UserRecord
 from mxproxy.store.postgres import PostgresStore
@@ -148,11 +147,7 @@ async def measure(args: argparse.Namespace, tmp: Path, loads: list[tuple[str, li
 
 async def run(args: argparse.Namespace) -> None:
     raise_nofile(args.users * 2 + 4096)
-    name = f"mxproxy_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(args.pg)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    dsn = f"{args.pg.rpartition('/')[0]}/{name}"
+    dsn, name = await create_bench_database(args.pg)
     instances: list[Instance] = []
     figures: dict[str, list[float]] = {}
     try:
